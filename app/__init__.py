@@ -1,0 +1,1 @@
+"""creditgate: order-time credit checks."""

@@ -1,0 +1,1 @@
+"""Credit decisions: the pure policy, the reserving check and per-class parameters."""

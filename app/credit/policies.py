@@ -1,0 +1,118 @@
+"""Per-risk-class decision parameters: read, replace, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field, StrictBool, StrictInt, model_validator
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import clock
+from app.auth.roles import Caller
+from app.credit.policy import RISK_CLASSES, PolicyParams, default_policy
+from app.credit.tables import policies, policy_changes
+from app.db import Database
+from app.errors import NotFound
+from app.fields import (
+    AmountOut,
+    NonNegativeAmount,
+    Ratio,
+    RatioOut,
+    RequestModel,
+    ResponseModel,
+    Text,
+)
+from app.ids import new_id
+
+Days = StrictInt
+
+
+class PolicyIn(RequestModel):
+    prepay_required: StrictBool = Field(description="Every order of this class must prepay.")
+    hold_band: Ratio = Field(description="Tolerance above the limit that still holds "
+                                         "instead of prepay, as a fraction.")
+    max_days_past_due: int = Field(ge=0, le=3650, strict=True)
+    prepay_days_past_due: int = Field(ge=0, le=3650, strict=True)
+    overdue_tolerance: NonNegativeAmount
+    reason: Text | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicyIn:
+        if self.prepay_days_past_due < self.max_days_past_due:
+            raise ValueError("prepay_days_past_due must not be below max_days_past_due")
+        return self
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "prepay_required": False, "hold_band": "0.20", "max_days_past_due": 30,
+        "prepay_days_past_due": 90, "overdue_tolerance": "0.00",
+        "reason": "credit committee 2026-11"}]}}
+
+
+class PolicyOut(ResponseModel):
+    risk_class: str
+    prepay_required: bool
+    hold_band: RatioOut
+    max_days_past_due: int
+    prepay_days_past_due: int
+    overdue_tolerance: AmountOut
+    updated_at: dt.datetime | None
+    updated_by: str | None
+
+
+def _known(risk_class: str) -> None:
+    if risk_class not in RISK_CLASSES:
+        raise NotFound(f"unknown risk class {risk_class}; one of {', '.join(RISK_CLASSES)}",
+                       code="risk_class_not_found")
+
+
+def _params(row: Any) -> dict[str, Any]:
+    return {k: row[k] for k in PolicyParams.__dataclass_fields__}
+
+
+def seed_rows(now: dt.datetime) -> list[dict[str, Any]]:
+    """The shipped defaults of every class (the migration inserts these)."""
+    return [{"risk_class": rc, **default_policy(rc).__dict__, "updated_at": now,
+             "updated_by": "system"} for rc in RISK_CLASSES]
+
+
+async def get_policy(db: Database, risk_class: str) -> PolicyOut:
+    _known(risk_class)
+    async with db.autocommit() as conn:
+        row = (await conn.execute(select(policies).where(policies.c.risk_class == risk_class))
+               ).mappings().first()
+    if row is None:
+        return PolicyOut(risk_class=risk_class, **default_policy(risk_class).__dict__,
+                         updated_at=None, updated_by=None)
+    return PolicyOut(**row)
+
+
+async def put_policy(db: Database, risk_class: str, body: PolicyIn, caller: Caller
+                     ) -> PolicyOut:
+    """Replace a class's parameters; the old and new values go to the audit trail."""
+    _known(risk_class)
+    now = clock.now()
+    new = body.model_dump(exclude={"reason"})
+    async with db.begin() as conn:
+        old = await _locked(conn, risk_class)
+        values = {**new, "updated_at": now, "updated_by": caller.name}
+        if old is None:
+            await conn.execute(insert(policies).values(risk_class=risk_class, **values))
+        else:
+            await conn.execute(update(policies).where(policies.c.risk_class == risk_class)
+                               .values(**values))
+        await conn.execute(insert(policy_changes).values(
+            change_id=new_id(), risk_class=risk_class, at=now, actor=caller.name,
+            old=_jsonable(_params(old)) if old is not None else None, new=_jsonable(new),
+            note=body.reason))
+    return PolicyOut(risk_class=risk_class, **values)
+
+
+async def _locked(conn: AsyncConnection, risk_class: str) -> Any:
+    stmt = select(policies).where(policies.c.risk_class == risk_class).with_for_update()
+    return (await conn.execute(stmt)).mappings().first()
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, bool | int) else str(v) for k, v in values.items()}

@@ -1,0 +1,230 @@
+"""The approve / hold / prepay rules, as a pure function of plain values.
+
+No database, no web framework: everything a decision depends on is passed in,
+so every rule and boundary is testable in microseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from app.money import ZERO, format_amount
+
+
+class Outcome(StrEnum):
+    APPROVE = "approve"
+    HOLD = "hold"
+    PREPAY = "prepay"
+
+
+_SEVERITY = {Outcome.APPROVE: 0, Outcome.HOLD: 1, Outcome.PREPAY: 2}
+
+
+class ReasonCode(StrEnum):
+    UNKNOWN_CUSTOMER = "UNKNOWN_CUSTOMER"
+    CUSTOMER_BLOCKED = "CUSTOMER_BLOCKED"
+    RISK_CLASS_PREPAY = "RISK_CLASS_PREPAY"
+    NO_CREDIT_LIMIT = "NO_CREDIT_LIMIT"
+    OVER_LIMIT_BEYOND_TOLERANCE = "OVER_LIMIT_BEYOND_TOLERANCE"
+    OVER_LIMIT = "OVER_LIMIT"
+    SEVERELY_OVERDUE = "SEVERELY_OVERDUE"
+    OVERDUE_RECEIVABLES = "OVERDUE_RECEIVABLES"
+    WITHIN_LIMIT = "WITHIN_LIMIT"
+    MANUAL_RELEASE = "MANUAL_RELEASE"
+    AUTO_RELEASE = "AUTO_RELEASE"
+
+
+RISK_CLASSES = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "unrated")
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """Decision parameters of one risk class."""
+
+    prepay_required: bool = False
+    hold_band: Decimal = Decimal("0.20")
+    max_days_past_due: int = 30
+    prepay_days_past_due: int = 90
+    overdue_tolerance: Decimal = ZERO
+
+
+def default_policy(risk_class: str) -> PolicyParams:
+    """The shipped defaults: the same for every class, except that CCC must prepay."""
+    return PolicyParams(prepay_required=risk_class == "CCC")
+
+
+@dataclass(frozen=True)
+class TemporaryLimit:
+    amount: Decimal
+    expires_on: dt.date
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """What a decision needs to know about the credit account."""
+
+    currency: str
+    credit_limit: Decimal
+    risk_class: str = "unrated"
+    blocked: bool = False
+    block_reason: str | None = None
+    temporary_limit: TemporaryLimit | None = None
+
+    def effective_limit(self, today: dt.date) -> Decimal:
+        """Credit limit plus a temporary limit that has not expired (inclusive of its last day)."""
+        extra = self.temporary_limit
+        if extra is not None and today <= extra.expires_on:
+            return self.credit_limit + extra.amount
+        return self.credit_limit
+
+
+@dataclass(frozen=True)
+class Exposure:
+    open_receivables: Decimal
+    open_orders: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.open_receivables + self.open_orders
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """Facts about overdue open items; oldest_days is None when nothing is overdue."""
+
+    oldest_days: int | None = None
+    amount: Decimal = ZERO
+
+    @classmethod
+    def from_oldest_due(cls, oldest_due_on: dt.date | None, amount: Decimal, today: dt.date
+                        ) -> Overdue:
+        if oldest_due_on is None or oldest_due_on >= today:
+            return cls()
+        return cls((today - oldest_due_on).days, amount)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+
+    @property
+    def outcome(self) -> Outcome:
+        return REASON_OUTCOME[self.code]
+
+
+REASON_OUTCOME = {
+    ReasonCode.UNKNOWN_CUSTOMER: Outcome.PREPAY,
+    ReasonCode.CUSTOMER_BLOCKED: Outcome.PREPAY,
+    ReasonCode.RISK_CLASS_PREPAY: Outcome.PREPAY,
+    ReasonCode.NO_CREDIT_LIMIT: Outcome.PREPAY,
+    ReasonCode.OVER_LIMIT_BEYOND_TOLERANCE: Outcome.PREPAY,
+    ReasonCode.OVER_LIMIT: Outcome.HOLD,
+    ReasonCode.SEVERELY_OVERDUE: Outcome.PREPAY,
+    ReasonCode.OVERDUE_RECEIVABLES: Outcome.HOLD,
+    ReasonCode.WITHIN_LIMIT: Outcome.APPROVE,
+    ReasonCode.MANUAL_RELEASE: Outcome.APPROVE,
+    ReasonCode.AUTO_RELEASE: Outcome.APPROVE,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    effective_limit: Decimal | None
+
+    @property
+    def primary_reason(self) -> ReasonCode:
+        """The first listed reason of the worst outcome (what metrics count)."""
+        return next(r.code for r in self.reasons if r.outcome == self.outcome)
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome is Outcome.APPROVE
+
+
+def unknown_customer() -> Decision:
+    """The decision for a customer_id the service has no account for."""
+    reason = Reason(ReasonCode.UNKNOWN_CUSTOMER, "no credit account exists for this customer")
+    return Decision(Outcome.PREPAY, (reason,), None)
+
+
+def evaluate(
+    terms: AccountTerms,
+    policy: PolicyParams,
+    exposure: Exposure,
+    overdue: Overdue,
+    amount: Decimal,
+    today: dt.date,
+    *,
+    limit_rules: bool = True,
+) -> Decision:
+    """Apply every rule to an order of `amount` on top of `exposure`; the worst outcome wins."""
+    limit = terms.effective_limit(today)
+    cur = terms.currency
+    reasons: list[Reason] = []
+    if terms.blocked:
+        why = f": {terms.block_reason}" if terms.block_reason else ""
+        reasons.append(Reason(ReasonCode.CUSTOMER_BLOCKED, f"the account is blocked{why}"))
+    if policy.prepay_required:
+        reasons.append(Reason(ReasonCode.RISK_CLASS_PREPAY,
+                              f"risk class {terms.risk_class} requires prepayment"))
+    if limit == ZERO:
+        reasons.append(Reason(ReasonCode.NO_CREDIT_LIMIT, "the effective credit limit is 0"))
+    if limit_rules:
+        reasons.extend(_limit_reasons(limit, policy.hold_band, exposure, amount, cur))
+    reasons.extend(_overdue_reasons(policy, overdue, cur))
+    if not reasons:
+        reasons.append(Reason(ReasonCode.WITHIN_LIMIT,
+                              "the order fits within the available credit"))
+    outcome = max((r.outcome for r in reasons), key=_SEVERITY.__getitem__)
+    return Decision(outcome, tuple(reasons), limit)
+
+
+def _limit_reasons(limit: Decimal, band: Decimal, exposure: Exposure, amount: Decimal,
+                   cur: str) -> list[Reason]:
+    projected = exposure.total + amount
+    if projected <= limit:
+        return []
+    headline = (f"exposure {_money(exposure.total, cur)} + order {_money(amount, cur)}"
+                f" = {_money(projected, cur)}")
+    tolerance = limit * (1 + band)
+    if projected > tolerance:
+        return [Reason(ReasonCode.OVER_LIMIT_BEYOND_TOLERANCE,
+                       f"{headline} exceeds the effective limit {_money(limit, cur)} plus the "
+                       f"{_percent(band)} hold band ({_money(tolerance, cur)})")]
+    return [Reason(ReasonCode.OVER_LIMIT,
+                   f"{headline} exceeds the effective limit {_money(limit, cur)} by "
+                   f"{_money(projected - limit, cur)}")]
+
+
+def _overdue_reasons(policy: PolicyParams, overdue: Overdue, cur: str) -> list[Reason]:
+    days = overdue.oldest_days
+    if days is None:
+        return []
+    if days > policy.prepay_days_past_due:
+        return [Reason(ReasonCode.SEVERELY_OVERDUE,
+                       f"the oldest overdue item is {days} days past due "
+                       f"(prepay beyond {policy.prepay_days_past_due})")]
+    if days > policy.max_days_past_due and overdue.amount > policy.overdue_tolerance:
+        return [Reason(ReasonCode.OVERDUE_RECEIVABLES,
+                       f"{_money(overdue.amount, cur)} overdue, the oldest item {days} days past"
+                       f" due (hold beyond {policy.max_days_past_due})")]
+    return []
+
+
+def release_decision(code: ReasonCode, limit: Decimal | None, note: str) -> Decision:
+    """An approval by a controller (MANUAL_RELEASE) or by freed headroom (AUTO_RELEASE)."""
+    return Decision(Outcome.APPROVE, (Reason(code, note),), limit)
+
+
+def _money(value: Decimal, currency: str) -> str:
+    return f"{format_amount(value)} {currency}"
+
+
+def _percent(band: Decimal) -> str:
+    return f"{(band * 100).normalize():f}%"

@@ -1,0 +1,84 @@
+"""Request and response bodies of credit checks and decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StringConstraints
+
+from app.fields import AmountOut, Currency, Id, PositiveAmount, RequestModel, ResponseModel
+
+Channel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$", strict=True)]
+
+
+class CreditCheckIn(RequestModel):
+    order_id: Id
+    customer_id: Id
+    amount: PositiveAmount
+    currency: Currency
+    channel: Channel | None = None
+    dry_run: StrictBool = False
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "order_id": "SO-100231", "customer_id": "ACME-001", "amount": "4800.00",
+        "currency": "EUR", "channel": "webshop"}]}}
+
+
+class ReasonOut(ResponseModel):
+    code: str = Field(examples=["WITHIN_LIMIT"])
+    message: str
+
+
+class ExposureOut(ResponseModel):
+    open_receivables: AmountOut
+    open_orders: AmountOut
+    total: AmountOut
+
+
+class DecisionOut(ResponseModel):
+    decision_id: str
+    kind: str = Field(description="credit_check, dispatch_check, amendment, manual_release "
+                                  "or auto_release")
+    order_id: str
+    customer_id: str
+    outcome: Literal["approve", "hold", "prepay"]
+    reasons: list[ReasonOut]
+    amount: AmountOut
+    currency: str
+    exposure: ExposureOut = Field(description="Before this order (dispatch: current, this "
+                                              "order included).")
+    effective_limit: AmountOut
+    available: AmountOut = Field(description="Effective limit minus exposure after this "
+                                             "decision.")
+    decided_at: dt.datetime
+    expires_at: dt.datetime | None = Field(
+        default=None, description="When the reservation lapses (approvals only).")
+    dry_run: bool = False
+    note: str | None = None
+    actor: str | None = None
+
+
+def render_decision(entry: Any, *, dry_run: bool = False) -> DecisionOut:
+    """The decision body from its credit-file row (fresh and replayed alike)."""
+    recv: Decimal = entry["open_receivables"]
+    orders: Decimal = entry["open_orders"]
+    return DecisionOut(
+        decision_id=entry["entry_id"],
+        kind=entry["event"],
+        order_id=entry["order_id"],
+        customer_id=entry["customer_id"],
+        outcome=entry["outcome"],
+        reasons=[ReasonOut(**r) for r in entry["reasons"]],
+        amount=entry["amount"],
+        currency=entry["currency"],
+        exposure=ExposureOut(open_receivables=recv, open_orders=orders, total=recv + orders),
+        effective_limit=entry["effective_limit"],
+        available=entry["available"],
+        decided_at=entry["at"],
+        expires_at=entry["expires_at"],
+        dry_run=dry_run,
+        note=entry["note"],
+        actor=entry["actor"],
+    )

@@ -1,0 +1,178 @@
+"""The reserving credit check: read -> decide -> guarded write, replay-safe."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import clock
+from app.auth.roles import Caller
+from app.credit import state as credit_state
+from app.credit.entries import Event, decision_entry
+from app.credit.policy import Decision, Exposure, Outcome, unknown_customer
+from app.credit.schemas import CreditCheckIn, DecisionOut, render_decision
+from app.credit.state import CreditState, ExistingOrder
+from app.credit.writer import CheckWrite, Guard, write_check, write_unknown_customer
+from app.customers.repository import get_entry
+from app.db import Database
+from app.errors import Conflict, Unprocessable
+from app.ids import new_id
+from app.money import ZERO
+from app.orders.models import Status
+from app.orders.repository import get_order
+
+_STATUS_OF = {Outcome.APPROVE: Status.APPROVED, Outcome.HOLD: Status.HELD,
+              Outcome.PREPAY: Status.PREPAY}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    decision: DecisionOut
+    replayed: bool
+    channel: str | None
+
+
+def expiry(now: dt.datetime, ttl_days: int) -> dt.datetime:
+    return now + dt.timedelta(days=ttl_days)
+
+
+async def check_credit(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
+    """Decide an order; an approval reserves its amount. Replays return the stored decision."""
+    if req.dry_run:
+        return await _dry_run(db, req, caller)
+    if not db.is_sqlite:
+        result = await _optimistic(db, req, caller)
+        if result is not None:
+            return result
+    return await _locked(db, req, caller)
+
+
+async def _dry_run(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
+    today, now = clock.today(), clock.now()
+    async with db.autocommit() as conn:
+        state, _ = await credit_state.load_snapshot(conn, req.customer_id, req.order_id, today)
+    write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days, guard=False)
+    return CheckResult(render_decision(write.entry, dry_run=True), False, req.channel)
+
+
+async def _optimistic(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult | None:
+    """Two round trips, no lock held while deciding; None when the guard failed."""
+    today, now = clock.today(), clock.now()
+    try:
+        async with db.autocommit() as conn:
+            state, existing = await credit_state.load_snapshot(
+                conn, req.customer_id, req.order_id, today)
+            if existing is not None:
+                return await _replay(conn, existing, req)
+            if state is None:
+                return None
+            write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days,
+                          guard=True)
+            written = await write_check(conn, write, fused=True)
+    except IntegrityError as exc:
+        return await _replay_after_race(db, req, exc)
+    if written is None:
+        return None
+    entry = {**write.entry, "open_receivables": written.open_receivables,
+             "open_orders": written.open_orders_before,
+             "available": write.effective_limit - written.open_receivables
+             - written.open_orders_before - write.reserve}
+    return CheckResult(render_decision(entry), False, req.channel)
+
+
+async def _locked(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
+    """The serialised path: lock the account row, then decide and write."""
+    today, now = clock.today(), clock.now()
+    try:
+        async with db.begin() as conn:
+            state = await credit_state.load_locked(conn, req.customer_id, today)
+            order = await get_order(conn, req.order_id)
+            if order is not None:
+                existing = ExistingOrder(order.customer_id, order.requested_amount,
+                                         order.currency, order.channel, order.entry_decision_id)
+                return await _replay(conn, existing, req)
+            write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days,
+                          guard=False)
+            if state is None:
+                await write_unknown_customer(conn, write.order, write.entry)
+            else:
+                written = await write_check(conn, write, fused=not db.is_sqlite)
+                assert written is not None, "an unguarded write under the row lock always lands"
+    except IntegrityError as exc:
+        return await _replay_after_race(db, req, exc)
+    return CheckResult(render_decision(write.entry), False, req.channel)
+
+
+def _plan(state: CreditState | None, req: CreditCheckIn, caller: Caller, now: dt.datetime,
+          today: dt.date, ttl_days: int, *, guard: bool) -> CheckWrite:
+    if state is None:
+        decision, exposure = unknown_customer(), Exposure(ZERO, ZERO)
+    else:
+        if req.currency != state.account.currency:
+            raise Unprocessable(
+                f"the account of {req.customer_id} is kept in {state.account.currency}, "
+                f"not {req.currency}", code="currency_mismatch")
+        decision, exposure = state.evaluate(req.amount, today), state.account.exposure
+    approved = decision.approved
+    reserve = req.amount if approved else ZERO
+    expires_at = expiry(now, ttl_days) if approved else None
+    entry_id = new_id()
+    entry = decision_entry(
+        entry_id=entry_id, at=now, event=Event.CREDIT_CHECK, actor=caller.name,
+        customer_id=req.customer_id, order_id=req.order_id, decision=decision,
+        amount=req.amount, currency=req.currency, exposure=exposure, reserved=reserve,
+        expires_at=expires_at)
+    order = {
+        "customer_id": req.customer_id, "order_id": req.order_id,
+        "status": _STATUS_OF[decision.outcome].value, "amount": req.amount,
+        "requested_amount": req.amount, "currency": req.currency, "channel": req.channel,
+        "reserved": reserve, "invoiced": ZERO, "released": False,
+        "entry_decision_id": entry_id, "dispatch_decision_id": None,
+        "expires_at": expires_at, "created_at": now, "updated_at": now,
+    }
+    return CheckWrite(
+        order=order, entry=entry, reserve=reserve,
+        held=req.amount if decision.outcome is Outcome.HOLD else ZERO,
+        effective_limit=decision.effective_limit or ZERO,
+        guard=_guard(state, decision) if guard and state is not None else None)
+
+
+def _guard(state: CreditState, decision: Decision) -> Guard:
+    account = state.account
+    if decision.approved:
+        assert decision.effective_limit is not None
+        return Guard(account.terms_version, account.ledger_version,
+                     within=decision.effective_limit)
+    return Guard(account.terms_version, account.ledger_version, open_orders=account.open_orders)
+
+
+def _same_request(existing: ExistingOrder, req: CreditCheckIn) -> bool:
+    return (existing.customer_id == req.customer_id
+            and existing.requested_amount == req.amount
+            and existing.currency == req.currency
+            and existing.channel == req.channel)
+
+
+async def _replay(conn: AsyncConnection, existing: ExistingOrder, req: CreditCheckIn
+                  ) -> CheckResult:
+    if not _same_request(existing, req):
+        raise Conflict(f"order {req.order_id} was already checked with a different request; "
+                       "use a new order_id, or PATCH the order to change its amount")
+    entry: Any = await get_entry(conn, existing.customer_id, existing.entry_decision_id)
+    return CheckResult(render_decision(entry), True, req.channel)
+
+
+async def _replay_after_race(db: Database, req: CreditCheckIn, exc: IntegrityError
+                             ) -> CheckResult:
+    """An identical request won the race to insert this order: answer with its decision."""
+    async with db.autocommit() as conn:
+        order = await get_order(conn, req.order_id)
+        if order is None:
+            raise exc
+        existing = ExistingOrder(order.customer_id, order.requested_amount, order.currency,
+                                 order.channel, order.entry_decision_id)
+        return await _replay(conn, existing, req)

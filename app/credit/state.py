@@ -1,0 +1,128 @@
+"""Loading everything a decision needs about one customer, in one statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.credit.policy import (
+    Decision,
+    Exposure,
+    Overdue,
+    PolicyParams,
+    default_policy,
+    evaluate,
+)
+from app.credit.tables import policies
+from app.customers.models import Account
+from app.customers.tables import accounts
+from app.money import ZERO
+from app.orders.tables import orders
+from app.receivables.tables import open_items
+
+
+@dataclass(frozen=True)
+class CreditState:
+    """An account with its class policy and overdue facts, as of one read."""
+
+    account: Account
+    policy: PolicyParams
+    overdue: Overdue
+
+    def evaluate(self, amount: Decimal, today: dt.date, *, exposure: Exposure | None = None,
+                 limit_rules: bool = True) -> Decision:
+        """The policy decision for `amount` on top of the account's (or the given) exposure."""
+        return evaluate(self.account.terms, self.policy, exposure or self.account.exposure,
+                        self.overdue, amount, today, limit_rules=limit_rules)
+
+
+@dataclass(frozen=True)
+class ExistingOrder:
+    """The fields of a stored order that decide whether a request is a replay."""
+
+    customer_id: str
+    requested_amount: Decimal
+    currency: str
+    channel: str | None
+    entry_decision_id: str
+
+
+_POLICY_COLUMNS = ("prepay_required", "hold_band", "max_days_past_due", "prepay_days_past_due",
+                   "overdue_tolerance")
+_ORDER_COLUMNS = ("customer_id", "requested_amount", "currency", "channel", "entry_decision_id")
+
+
+def _overdue_columns(customer_id: ColumnElement[Any]) -> list[Any]:
+    overdue = (open_items.c.customer_id == customer_id, open_items.c.open_amount > 0,
+               open_items.c.due_on < bindparam("today"))
+    oldest = select(func.min(open_items.c.due_on)).where(*overdue).scalar_subquery()
+    amount = select(func.sum(open_items.c.open_amount)).where(*overdue).scalar_subquery()
+    return [oldest.label("oldest_due_on"), amount.label("overdue_amount")]
+
+
+def _state_columns() -> list[Any]:
+    return [*accounts.c, *(policies.c[name].label(f"p_{name}") for name in _POLICY_COLUMNS),
+            *_overdue_columns(accounts.c.customer_id)]
+
+
+_STATE = (
+    select(*_state_columns())
+    .select_from(accounts.outerjoin(policies, policies.c.risk_class == accounts.c.risk_class))
+    .where(accounts.c.customer_id == bindparam("customer_id"))
+)
+_LOCKED = _STATE.with_for_update(of=accounts)
+
+_one = select(literal(1).label("one")).subquery("one")
+_SNAPSHOT: Select[Any] = (
+    select(*_state_columns(), *(orders.c[n].label(f"o_{n}") for n in _ORDER_COLUMNS))
+    .select_from(
+        _one.outerjoin(accounts, accounts.c.customer_id == bindparam("customer_id"))
+        .outerjoin(policies, policies.c.risk_class == accounts.c.risk_class)
+        .outerjoin(orders, orders.c.order_id == bindparam("order_id"))
+    )
+)
+
+
+def _state(row: Any, today: dt.date) -> CreditState | None:
+    if row["customer_id"] is None:
+        return None
+    account = Account.from_mapping(row)
+    if row["p_prepay_required"] is None:
+        policy = default_policy(account.risk_class)
+    else:
+        policy = PolicyParams(**{name: row[f"p_{name}"] for name in _POLICY_COLUMNS})
+    overdue = Overdue.from_oldest_due(row["oldest_due_on"], row["overdue_amount"] or ZERO, today)
+    return CreditState(account, policy, overdue)
+
+
+async def load_locked(conn: AsyncConnection, customer_id: str, today: dt.date
+                      ) -> CreditState | None:
+    """Lock the account row (FOR UPDATE) and read its credit state; None if unknown."""
+    result = await conn.execute(_LOCKED, {"customer_id": customer_id, "today": today})
+    row = result.mappings().first()
+    return _state(row, today) if row is not None else None
+
+
+async def load_state(conn: AsyncConnection, customer_id: str, today: dt.date
+                     ) -> CreditState | None:
+    """The credit state without locking (for reads); None if the customer is unknown."""
+    result = await conn.execute(_STATE, {"customer_id": customer_id, "today": today})
+    row = result.mappings().first()
+    return _state(row, today) if row is not None else None
+
+
+async def load_snapshot(conn: AsyncConnection, customer_id: str, order_id: str,
+                        today: dt.date) -> tuple[CreditState | None, ExistingOrder | None]:
+    """Without locking: the credit state and any order already stored under `order_id`."""
+    result = await conn.execute(
+        _SNAPSHOT, {"customer_id": customer_id, "order_id": order_id, "today": today})
+    row = result.mappings().one()
+    existing = None
+    if row["o_customer_id"] is not None:
+        existing = ExistingOrder(**{n: row[f"o_{n}"] for n in _ORDER_COLUMNS})
+    return _state(row, today), existing

@@ -1,0 +1,1 @@
+"""Credit accounts: terms, limits, maintained exposure aggregates and the credit file."""

@@ -1,0 +1,119 @@
+"""Request and response bodies of credit accounts, exposure and the credit file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from app.credit.schemas import DecisionOut
+from app.fields import (
+    AmountOut,
+    Currency,
+    IsoDate,
+    NonNegativeAmount,
+    PositiveAmount,
+    RequestModel,
+    ResponseModel,
+    Text,
+)
+
+RiskClass = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "unrated"]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True)]
+TermsDays = Annotated[StrictInt, Field(ge=0, le=3650)]
+
+
+class TemporaryLimitIn(RequestModel):
+    amount: PositiveAmount
+    expires_on: IsoDate = Field(description="Last day (UTC) on which it counts.")
+
+
+class AccountIn(RequestModel):
+    """A whole credit account (PUT creates or replaces it)."""
+
+    name: Name
+    currency: Currency
+    credit_limit: NonNegativeAmount
+    risk_class: RiskClass = "unrated"
+    payment_terms_days: TermsDays = 30
+    blocked: StrictBool = False
+    block_reason: Text | None = None
+    temporary_limit: TemporaryLimitIn | None = None
+    reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "Acme Tools GmbH", "currency": "EUR", "credit_limit": "50000.00",
+        "risk_class": "A", "payment_terms_days": 30}]}}
+
+
+class AccountPatch(RequestModel):
+    """Some fields of an account; `temporary_limit: null` removes the temporary limit."""
+
+    name: Name | None = None
+    currency: Currency | None = None
+    credit_limit: NonNegativeAmount | None = None
+    risk_class: RiskClass | None = None
+    payment_terms_days: TermsDays | None = None
+    blocked: StrictBool | None = None
+    block_reason: Text | None = None
+    temporary_limit: TemporaryLimitIn | None = None
+    reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"credit_limit": "75000.00", "reason": "annual review"},
+        {"blocked": True, "block_reason": "insolvency filing"},
+        {"temporary_limit": {"amount": "10000.00", "expires_on": "2026-12-31"}},
+    ]}}
+
+
+class TemporaryLimitOut(ResponseModel):
+    amount: AmountOut
+    expires_on: dt.date
+    active: bool
+
+
+class AccountOut(ResponseModel):
+    customer_id: str
+    name: str
+    currency: str
+    credit_limit: AmountOut
+    effective_limit: AmountOut
+    risk_class: str
+    payment_terms_days: int
+    blocked: bool
+    block_reason: str | None
+    temporary_limit: TemporaryLimitOut | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ExposureOut(ResponseModel):
+    customer_id: str
+    currency: str
+    credit_limit: AmountOut
+    effective_limit: AmountOut
+    open_receivables: AmountOut
+    open_orders: AmountOut
+    exposure: AmountOut
+    available: AmountOut
+    overdue_amount: AmountOut
+    oldest_overdue_days: int | None
+    held_orders: AmountOut = Field(description="Total amount of held orders (not in exposure).")
+    held_count: int
+
+
+class HistoryEntryOut(ResponseModel):
+    entry_id: str
+    at: dt.datetime
+    event: str
+    actor: str
+    order_id: str | None
+    decision: DecisionOut | None
+    details: dict[str, Any] | None
+    note: str | None
+
+
+class HistoryPage(ResponseModel):
+    items: list[HistoryEntryOut]
+    next_cursor: str | None

@@ -1,0 +1,58 @@
+"""FastAPI dependencies: the database and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.roles import Caller, Role
+from app.auth.verifier import KeyVerifier
+from app.db import Database
+from app.errors import Forbidden, Unauthorized
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <api key> header")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <api key>'")
+    return key.strip()
+
+
+def require(*roles: Role) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency admitting the given roles (and controller/admin, who may call everything)."""
+    allowed = frozenset(roles)
+
+    async def caller(request: Request) -> Caller:
+        key = _bearer(request)
+        verifier: KeyVerifier = request.app.state.keys
+        found = await verifier.verify(key)
+        if found is None:
+            raise Unauthorized("unknown or revoked API key")
+        if not found.may(allowed):
+            raise Forbidden(f"role {found.role.value} may not call this endpoint")
+        request.state.caller = found
+        return found
+
+    return caller
+
+
+ANY_ROLE = tuple(Role)
+Controller = Annotated[Caller, Depends(require(Role.CONTROLLER))]
+Ledger = Annotated[Caller, Depends(require(Role.LEDGER))]
+OrderEntry = Annotated[Caller, Depends(require(Role.ORDER_ENTRY))]
+Warehouse = Annotated[Caller, Depends(require(Role.WAREHOUSE))]
+OrderReader = Annotated[Caller, Depends(require(Role.ORDER_ENTRY, Role.WAREHOUSE))]
+AnyRole = Annotated[Caller, Depends(require(*ANY_ROLE))]

@@ -1,0 +1,100 @@
+"""`creditgate import-open-items`: an ERP's open-item export, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app import clock
+from app.auth.roles import Caller, Role
+from app.credit.release import auto_release
+from app.db import Database
+from app.errors import AppError
+from app.fields import ID_PATTERN
+from app.receivables.schemas import MAX_SNAPSHOT_ITEMS, OpenItemIn
+from app.receivables.service import apply_snapshot
+
+COLUMNS = ("customer_id", "invoice_id", "amount", "currency", "due_on")
+MAX_ROWS = 2_000_000
+MAX_PROBLEMS = 50
+IMPORTER = Caller("system", "import-open-items", Role.LEDGER)
+_ID = re.compile(ID_PATTERN)
+
+
+class ImportError_(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def read_items(path: Path) -> dict[str, list[OpenItemIn]]:
+    """Parse and validate the whole file first; every problem names its line."""
+    groups: dict[str, list[OpenItemIn]] = defaultdict(list)
+    seen: dict[str, int] = {}
+    problems: list[str] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ImportError_([f"line 1: missing column(s) {', '.join(missing)}; expected "
+                                f"{','.join(COLUMNS)}"])
+        for row in reader:
+            line = reader.line_num
+            if line > MAX_ROWS + 1:
+                raise ImportError_([f"line {line}: more than {MAX_ROWS} rows; split the file"])
+            problem = _check_row(row, line, groups, seen)
+            if problem:
+                problems.append(problem)
+                if len(problems) >= MAX_PROBLEMS:
+                    problems.append("(stopped after 50 problems)")
+                    break
+    for customer_id, items in groups.items():
+        if len(items) > MAX_SNAPSHOT_ITEMS:
+            problems.append(f"customer {customer_id}: more than {MAX_SNAPSHOT_ITEMS} items")
+    if problems:
+        raise ImportError_(problems)
+    return groups
+
+
+def _check_row(row: dict[str, str | None], line: int, groups: dict[str, list[OpenItemIn]],
+               seen: dict[str, int]) -> str | None:
+    customer_id = row.get("customer_id") or ""
+    if not _ID.match(customer_id):
+        return f"line {line}: customer_id: must be 1-64 characters of [A-Za-z0-9._:-]"
+    try:
+        item = OpenItemIn.model_validate({c: row.get(c) for c in COLUMNS[1:]})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return f"line {line}: {field}: {first['msg']}"
+    if item.invoice_id in seen:
+        return f"line {line}: invoice_id {item.invoice_id} already on line {seen[item.invoice_id]}"
+    seen[item.invoice_id] = line
+    groups[customer_id].append(item)
+    return None
+
+
+async def import_open_items(db: Database, path: Path) -> list[str]:
+    """Replace the open items of every customer in the file, in one transaction."""
+    groups = read_items(path)
+    today, now = clock.today(), clock.now()
+    summary: list[str] = []
+    try:
+        async with db.begin() as conn:
+            for customer_id in sorted(groups):  # a fixed lock order: no deadlocks
+                result = await apply_snapshot(conn, customer_id, groups[customer_id],
+                                              IMPORTER, today, now)
+                await auto_release(conn, customer_id, today=today, now=now,
+                                   ttl_days=db.settings.reservation_ttl_days)
+                summary.append(
+                    f"{customer_id}: {len(result.added)} added, {len(result.changed)} changed, "
+                    f"{len(result.removed)} removed, {result.unchanged} unchanged; open "
+                    f"receivables {result.open_receivables_before} -> "
+                    f"{result.open_receivables_after}")
+    except AppError as exc:
+        raise ImportError_([f"customer {customer_id}: {exc.detail}"]) from exc
+    return summary

@@ -1,0 +1,1 @@
+"""Order lifecycle after the credit check: amend, dispatch, cancel, release, reject, expire."""

@@ -1,0 +1,56 @@
+"""Orders and their reservations."""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+from app.db import Money, UTCDateTime, metadata
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("customer_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("requested_amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("channel", String(32)),
+    Column("reserved", Money, nullable=False),
+    Column("invoiced", Money, nullable=False),
+    Column("released", Boolean, nullable=False),
+    Column("entry_decision_id", String(26), nullable=False),
+    Column("dispatch_decision_id", String(26)),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("customer_id", "order_id"),
+    UniqueConstraint("order_id"),
+    Index(
+        "ix_orders_held",
+        "created_at",
+        "order_id",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
+    Index(
+        "ix_orders_held_customer",
+        "customer_id",
+        "created_at",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
+    Index(
+        "ix_orders_expiring",
+        "expires_at",
+        postgresql_where=text("status = 'approved'"),
+        sqlite_where=text("status = 'approved'"),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Open receivables: invoices, payments and ERP open-item snapshots."""

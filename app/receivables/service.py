@@ -1,0 +1,274 @@
+"""Invoices, payments and open-item snapshots; each keeps the account aggregates current."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import clock
+from app.auth.roles import Caller
+from app.credit.entries import Event, event_entry
+from app.credit.release import Decided
+from app.credit.state import CreditState, load_locked
+from app.customers.repository import add_entries, apply_deltas
+from app.db import Database
+from app.errors import Conflict, NotFound, Unprocessable
+from app.ids import new_id
+from app.money import ZERO
+from app.orders.models import RESERVING, Status
+from app.orders.repository import get_order, update_order
+from app.orders.service import auto_release_decisions
+from app.receivables import repository as repo
+from app.receivables.schemas import (
+    AllocationOut,
+    InvoiceIn,
+    InvoiceOut,
+    OpenItemIn,
+    PaymentIn,
+    PaymentOut,
+    SnapshotOut,
+)
+
+_PAGE = 500
+
+
+@dataclass
+class Posted:
+    body: dict[str, Any]
+    replayed: bool
+    decided: Decided
+
+
+async def _account(conn: AsyncConnection, customer_id: str, today: dt.date) -> CreditState:
+    """Lock the customer's account (every ledger change serialises here)."""
+    state = await load_locked(conn, customer_id, today)
+    if state is None:
+        raise NotFound(f"no credit account {customer_id}", code="customer_not_found")
+    return state
+
+
+def _same_currency(state: CreditState, currency: str) -> None:
+    if currency != state.account.currency:
+        raise Unprocessable(f"the account of {state.account.customer_id} is kept in "
+                            f"{state.account.currency}, not {currency}",
+                            code="currency_mismatch")
+
+
+def _conflict(kind: str, key: str) -> Conflict:
+    return Conflict(f"{kind} {key} was already recorded with different data")
+
+
+async def post_invoice(db: Database, body: InvoiceIn, caller: Caller) -> Posted:
+    """Record an invoice; naming its order moves that order's reservation into receivables."""
+    today, now = clock.today(), clock.now()
+    async with db.begin() as conn:
+        state = await _account(conn, body.customer_id, today)
+        existing = await repo.get_item(conn, body.invoice_id)
+        if existing is not None:
+            return Posted(_invoice_replay(existing, body), True, [])
+        _same_currency(state, body.currency)
+        consumed, released, order_status = await _consume(conn, body, now)
+        result = InvoiceOut(
+            invoice_id=body.invoice_id, customer_id=body.customer_id, amount=body.amount,
+            currency=body.currency, due_on=body.due_on, issued_on=body.issued_on,
+            order_id=body.order_id, reservation_consumed=consumed, order_status=order_status,
+            recorded_at=now).model_dump(mode="json")
+        await repo.insert_items(conn, [{
+            "customer_id": body.customer_id, "invoice_id": body.invoice_id,
+            "amount": body.amount, "open_amount": body.amount, "currency": body.currency,
+            "due_on": body.due_on, "issued_on": body.issued_on, "order_id": body.order_id,
+            "origin": "invoice", "reservation_consumed": consumed, "response": result,
+            "created_at": now, "updated_at": now}])
+        await apply_deltas(conn, body.customer_id, now, receivables=body.amount,
+                           orders=-(consumed + released))
+        await add_entries(conn, [event_entry(
+            entry_id=new_id(), at=now, event=Event.INVOICE_POSTED, actor=caller.name,
+            customer_id=body.customer_id, order_id=body.order_id,
+            details={"invoice_id": body.invoice_id, "amount": str(body.amount),
+                     "due_on": body.due_on.isoformat(),
+                     "reservation_consumed": str(consumed)})])
+        decided = (await auto_release_decisions(conn, db, body.customer_id, today, now)
+                   if released else [])
+        return Posted(result, False, decided)
+
+
+def _invoice_replay(existing: Any, body: InvoiceIn) -> dict[str, Any]:
+    same = (existing["customer_id"] == body.customer_id and existing["amount"] == body.amount
+            and existing["currency"] == body.currency and existing["due_on"] == body.due_on
+            and existing["issued_on"] == body.issued_on
+            and existing["order_id"] == body.order_id)
+    if not same or existing["response"] is None:
+        raise _conflict("invoice", body.invoice_id)
+    return dict(existing["response"])
+
+
+async def _consume(conn: AsyncConnection, body: InvoiceIn, now: dt.datetime
+                   ) -> tuple[Decimal, Decimal, str | None]:
+    """(reservation consumed, remainder released, order status) for the invoice's order."""
+    if body.order_id is None:
+        return ZERO, ZERO, None
+    order = await get_order(conn, body.order_id)
+    if order is None:
+        return ZERO, ZERO, None
+    if order.customer_id != body.customer_id:
+        raise Unprocessable(f"order {body.order_id} belongs to another customer",
+                            code="order_customer_mismatch")
+    invoiced = order.invoiced + body.amount
+    consumed = min(body.amount, order.reserved) if order.status in RESERVING else ZERO
+    reserved = order.reserved - consumed
+    fully = invoiced >= order.amount and order.status in (*RESERVING, Status.HELD, Status.PREPAY)
+    released = reserved if fully else ZERO
+    values: dict[str, Any] = {"invoiced": invoiced, "reserved": reserved - released,
+                              "updated_at": now}
+    if fully:
+        values.update(status=Status.INVOICED.value, expires_at=None)
+        if order.status is Status.HELD:
+            await apply_deltas(conn, order.customer_id, now, held_amount=-order.amount,
+                               held_count=-1)
+    await update_order(conn, order, **values)
+    return consumed, released, (Status.INVOICED.value if fully else order.status.value)
+
+
+async def post_payment(db: Database, body: PaymentIn, caller: Caller) -> Posted:
+    """Apply a payment to its invoice, or to the oldest due items; the rest is unapplied credit."""
+    today, now = clock.today(), clock.now()
+    async with db.begin() as conn:
+        state = await _account(conn, body.customer_id, today)
+        existing = await repo.get_payment(conn, body.payment_id)
+        if existing is not None:
+            return Posted(_payment_replay(existing, body), True, [])
+        _same_currency(state, body.currency)
+        applied = await _allocate(conn, body, now)
+        unapplied = body.amount - sum((a.amount for a in applied), ZERO)
+        received_on = body.received_on or today
+        result = PaymentOut(
+            payment_id=body.payment_id, customer_id=body.customer_id, amount=body.amount,
+            currency=body.currency, invoice_id=body.invoice_id, received_on=received_on,
+            applied=applied, unapplied=unapplied, recorded_at=now).model_dump(mode="json")
+        await repo.insert_payment(conn, {
+            "customer_id": body.customer_id, "payment_id": body.payment_id,
+            "amount": body.amount, "currency": body.currency, "invoice_id": body.invoice_id,
+            "received_on": received_on, "unapplied": unapplied, "response": result,
+            "created_at": now})
+        await apply_deltas(conn, body.customer_id, now, receivables=-body.amount)
+        await add_entries(conn, [event_entry(
+            entry_id=new_id(), at=now, event=Event.PAYMENT_RECEIVED, actor=caller.name,
+            customer_id=body.customer_id,
+            details={"payment_id": body.payment_id, "amount": str(body.amount),
+                     "applied": [{"invoice_id": a.invoice_id, "amount": str(a.amount)}
+                                 for a in applied],
+                     "unapplied": str(unapplied)})])
+        decided = await auto_release_decisions(conn, db, body.customer_id, today, now)
+        return Posted(result, False, decided)
+
+
+def _payment_replay(existing: Any, body: PaymentIn) -> dict[str, Any]:
+    same = (existing["customer_id"] == body.customer_id and existing["amount"] == body.amount
+            and existing["currency"] == body.currency
+            and existing["invoice_id"] == body.invoice_id
+            and body.received_on in (None, existing["received_on"]))
+    if not same:
+        raise _conflict("payment", body.payment_id)
+    return dict(existing["response"])
+
+
+async def _allocate(conn: AsyncConnection, body: PaymentIn, now: dt.datetime
+                    ) -> list[AllocationOut]:
+    remaining = body.amount
+    applied: list[AllocationOut] = []
+    changes: list[dict[str, Any]] = []
+
+    def take(invoice_id: str, open_amount: Decimal, due_on: dt.date) -> None:
+        nonlocal remaining
+        part = min(remaining, open_amount)
+        if part > ZERO:
+            remaining -= part
+            applied.append(AllocationOut(invoice_id=invoice_id, amount=part))
+            changes.append({"invoice_id": invoice_id, "open_amount": open_amount - part,
+                            "due_on": due_on, "updated_at": now})
+
+    if body.invoice_id is not None:
+        item = await repo.get_item(conn, body.invoice_id)
+        if item is None or item["customer_id"] != body.customer_id:
+            raise Unprocessable(f"{body.customer_id} has no invoice {body.invoice_id}",
+                                code="invoice_not_found")
+        take(item["invoice_id"], item["open_amount"], item["due_on"])
+    else:
+        after = None
+        while remaining > ZERO:
+            page = await repo.oldest_open_items(conn, body.customer_id, after, _PAGE)
+            for row in page:
+                take(row.invoice_id, row.open_amount, row.due_on)
+                if remaining == ZERO:
+                    break
+            if len(page) < _PAGE:
+                break
+            after = (page[-1].due_on, page[-1].invoice_id)
+    await repo.set_open_amounts(conn, body.customer_id, changes)
+    return applied
+
+
+async def replace_open_items(db: Database, customer_id: str, items: list[OpenItemIn],
+                             caller: Caller) -> tuple[SnapshotOut, Decided]:
+    """Make the customer's open receivables exactly the ERP's snapshot."""
+    today, now = clock.today(), clock.now()
+    async with db.begin() as conn:
+        result = await apply_snapshot(conn, customer_id, items, caller, today, now)
+        decided = await auto_release_decisions(conn, db, customer_id, today, now)
+        return result, decided
+
+
+async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[OpenItemIn],
+                         caller: Caller, today: dt.date, now: dt.datetime) -> SnapshotOut:
+    """The snapshot inside the caller's transaction (the CSV import applies many at once)."""
+    state = await _account(conn, customer_id, today)
+    currency = state.account.currency
+    wrong = [i.invoice_id for i in items if i.currency != currency]
+    if wrong:
+        raise Unprocessable(f"items not in {currency}: {', '.join(wrong[:10])}",
+                            code="currency_mismatch")
+    elsewhere = await repo.owners_elsewhere(conn, customer_id, (i.invoice_id for i in items))
+    if elsewhere:
+        raise Conflict("invoice ids belong to other customers: "
+                       + ", ".join(sorted(elsewhere)[:10]))
+    known = await repo.items_of(conn, customer_id)
+    added, changed, new_rows, updates = [], [], [], []
+    for item in items:
+        row = known.get(item.invoice_id)
+        if row is None:
+            added.append(item.invoice_id)
+            new_rows.append({
+                "customer_id": customer_id, "invoice_id": item.invoice_id,
+                "amount": item.amount, "open_amount": item.amount, "currency": currency,
+                "due_on": item.due_on, "issued_on": None, "order_id": None,
+                "origin": "snapshot", "reservation_consumed": ZERO, "response": None,
+                "created_at": now, "updated_at": now})
+        elif row.open_amount != item.amount or row.due_on != item.due_on:
+            changed.append(item.invoice_id)
+            updates.append({"invoice_id": item.invoice_id, "open_amount": item.amount,
+                            "due_on": item.due_on, "updated_at": now})
+    in_snapshot = {i.invoice_id for i in items}
+    removed = sorted(i for i, r in known.items() if r.open_amount != ZERO
+                     and i not in in_snapshot)
+    updates += [{"invoice_id": i, "open_amount": ZERO, "due_on": known[i].due_on,
+                 "updated_at": now} for i in removed]
+    await repo.insert_items(conn, new_rows)
+    await repo.set_open_amounts(conn, customer_id, updates)
+    cleared = await repo.clear_unapplied(conn, customer_id)
+    before = state.account.open_receivables
+    after = sum((i.amount for i in items), ZERO)
+    await apply_deltas(conn, customer_id, now, receivables=after - before, ledger_changed=True)
+    await add_entries(conn, [event_entry(
+        entry_id=new_id(), at=now, event=Event.OPEN_ITEMS_REPLACED, actor=caller.name,
+        customer_id=customer_id,
+        details={"open_receivables_before": str(before), "open_receivables_after": str(after),
+                 "added": len(added), "changed": len(changed), "removed": len(removed),
+                 "unapplied_credit_cleared": str(cleared)})])
+    return SnapshotOut(customer_id=customer_id, open_receivables_before=before,
+                       open_receivables_after=after, added=added, changed=changed,
+                       removed=removed, unchanged=len(items) - len(added) - len(changed),
+                       unapplied_credit_cleared=cleared)

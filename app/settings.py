@@ -1,0 +1,62 @@
+"""All configuration, environment first (12-factor)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./creditgate.db"
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment; unprefixed names are the 12-factor conventions."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITGATE_", extra="ignore",
+                                      populate_by_name=True)
+
+    database_url: str = Field(default=SQLITE_DEFAULT_URL, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    env: Literal["development", "production"] = "development"
+    reservation_ttl_days: int = Field(default=30, ge=1, le=3650)
+    expire_interval_seconds: float = Field(default=60.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_timeout_seconds: float = Field(default=2.0, gt=0)
+    key_cache_seconds: float = Field(default=0.0, ge=0, le=300)
+    log_level: str = "INFO"
+    metric_channels: str = "erp,webshop,edi,pos,manual,api"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept the usual postgres:// spellings and pick the async driver."""
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        return url
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env == "production" and self.is_sqlite:
+            raise ValueError("CREDITGATE_ENV=production needs DATABASE_URL to point at PostgreSQL")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.metric_channels.split(",") if c.strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

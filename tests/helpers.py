@@ -1,0 +1,63 @@
+"""Small builders shared by the API tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tests.conftest import Api
+
+TODAY = dt.datetime.now(dt.UTC).date()
+
+
+def days(n: int) -> str:
+    """The ISO date n days from today (negative: in the past)."""
+    return (TODAY + dt.timedelta(days=n)).isoformat()
+
+
+async def account(api: Api, customer_id: str = "C1", limit: str = "10000", **terms: Any
+                  ) -> dict[str, Any]:
+    body = {"name": f"Customer {customer_id}", "currency": "EUR", "credit_limit": limit, **terms}
+    r = await api.put(f"/v1/customers/{customer_id}", body)
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+async def check(api: Api, order_id: str, amount: str, customer_id: str = "C1",
+                expect: int | None = 201, **extra: Any) -> dict[str, Any]:
+    body = {"order_id": order_id, "customer_id": customer_id, "amount": amount,
+            "currency": "EUR", **extra}
+    r = await api.post("/v1/credit-checks", body, role="order-entry")
+    if expect is not None:
+        assert r.status_code == expect, r.text
+    return dict(r.json())
+
+
+async def invoice(api: Api, invoice_id: str, amount: str, customer_id: str = "C1",
+                  due_in: int = 30, **extra: Any) -> dict[str, Any]:
+    body = {"invoice_id": invoice_id, "customer_id": customer_id, "amount": amount,
+            "currency": "EUR", "due_on": days(due_in), **extra}
+    r = await api.post("/v1/invoices", body, role="ledger")
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+async def pay(api: Api, payment_id: str, amount: str, customer_id: str = "C1", **extra: Any
+              ) -> dict[str, Any]:
+    body = {"payment_id": payment_id, "customer_id": customer_id, "amount": amount,
+            "currency": "EUR", **extra}
+    r = await api.post("/v1/payments", body, role="ledger")
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+async def exposure(api: Api, customer_id: str = "C1") -> dict[str, Any]:
+    r = await api.get(f"/v1/customers/{customer_id}/exposure")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def order(api: Api, order_id: str) -> dict[str, Any]:
+    r = await api.get(f"/v1/orders/{order_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())

@@ -1,0 +1,220 @@
+"""Orders after the check: amend, dispatch, cancel, release, reject, expire, the hold queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+
+from app.orders.service import expire_reservations
+from app.orders.tables import orders
+from tests.helpers import account, check, exposure, invoice, order, pay
+
+
+async def test_decrease_releases_the_difference(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "4000")
+    r = await api.patch("/v1/orders/O1", {"amount": "2500"}, role="order-entry")
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] is None
+    assert r.json()["order"]["amount"] == "2500.00"
+    assert (await exposure(api))["open_orders"] == "2500.00"
+
+
+async def test_increase_is_checked_for_the_difference(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "4000")
+    r = await api.patch("/v1/orders/O1", {"amount": "9000"}, role="order-entry")
+    body = r.json()
+    assert body["decision"]["outcome"] == "approve" and body["decision"]["amount"] == "5000.00"
+    assert body["order"]["reserved"] == "9000.00"
+    assert (await exposure(api))["open_orders"] == "9000.00"
+
+
+async def test_increase_that_does_not_fit_changes_nothing(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "8000")
+    r = await api.patch("/v1/orders/O1", {"amount": "11000"}, role="order-entry")
+    body = r.json()
+    assert body["decision"]["outcome"] == "hold"
+    assert body["order"]["status"] == "approved" and body["order"]["amount"] == "8000.00"
+    assert (await exposure(api))["open_orders"] == "8000.00"
+    holds = (await api.get("/v1/holds")).json()["items"]
+    assert holds == []
+
+
+async def test_only_approved_orders_can_be_amended(api):
+    await account(api, limit="100")
+    await check(api, "H", "110")
+    r = await api.patch("/v1/orders/H", {"amount": "50"}, role="order-entry")
+    assert r.status_code == 409 and r.json()["code"] == "invalid_state"
+
+
+async def test_dispatch_counts_the_order_once(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "10000")
+    r = await api.post("/v1/orders/O1/dispatch-check", role="warehouse")
+    assert r.status_code == 200, r.text
+    decision = r.json()
+    assert decision["outcome"] == "approve" and decision["kind"] == "dispatch_check"
+    assert decision["exposure"]["total"] == "10000.00"
+    assert decision["available"] == "0.00"
+    assert (await order(api, "O1"))["status"] == "shipped"
+    again = await api.post("/v1/orders/O1/dispatch-check", role="warehouse")
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == decision
+
+
+async def test_dispatch_stops_after_a_block_or_lowered_limit(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "6000")
+    await check(api, "O2", "1000")
+    await api.patch("/v1/customers/C1", {"credit_limit": "5000"})
+    stopped = (await api.post("/v1/orders/O1/dispatch-check", role="warehouse")).json()
+    assert stopped["outcome"] == "prepay"
+    assert stopped["exposure"]["total"] == "7000.00"
+    assert (await order(api, "O1"))["status"] == "approved"
+    await api.patch("/v1/customers/C1", {"credit_limit": "10000", "blocked": True})
+    blocked = (await api.post("/v1/orders/O2/dispatch-check", role="warehouse")).json()
+    assert [r["code"] for r in blocked["reasons"]] == ["CUSTOMER_BLOCKED"]
+
+
+async def test_dispatch_sees_unlinked_invoices_and_new_overdue_items(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "5000")
+    await invoice(api, "I1", "5500")
+    held = (await api.post("/v1/orders/O1/dispatch-check", role="warehouse")).json()
+    assert held["outcome"] == "hold"
+    await invoice(api, "I2", "10", due_in=-40)
+    held = (await api.post("/v1/orders/O1/dispatch-check", role="warehouse")).json()
+    assert [r["code"] for r in held["reasons"]] == ["OVER_LIMIT", "OVERDUE_RECEIVABLES"]
+
+
+async def test_only_approved_orders_can_be_dispatched(api):
+    await account(api, limit="100")
+    await check(api, "H", "110")
+    r = await api.post("/v1/orders/H/dispatch-check", role="warehouse")
+    assert r.status_code == 409 and r.json()["code"] == "not_dispatchable"
+    assert (await api.post("/v1/orders/NOPE/dispatch-check", role="warehouse")).status_code == 404
+
+
+async def test_released_order_skips_limit_rules_at_dispatch_but_not_the_others(api):
+    await account(api, limit="1000")
+    await check(api, "H", "1100")
+    r = await api.post("/v1/orders/H/release", {"reason": "CFO ok"}, role="controller")
+    assert r.status_code == 200, r.text
+    released = r.json()
+    assert released["status"] == "approved" and released["released"] is True
+    assert released["decisions"][-1]["reasons"][0]["code"] == "MANUAL_RELEASE"
+    assert (await exposure(api))["open_orders"] == "1100.00"
+    ok = (await api.post("/v1/orders/H/dispatch-check", role="warehouse")).json()
+    assert ok["outcome"] == "approve"
+
+    await check(api, "H2", "100")  # 1100 reserved + 100 = the band edge: held
+    await api.post("/v1/orders/H2/release", {"reason": "ok"}, role="controller")
+    await api.patch("/v1/customers/C1", {"blocked": True})
+    stop = (await api.post("/v1/orders/H2/dispatch-check", role="warehouse")).json()
+    assert stop["outcome"] == "prepay"
+
+
+async def test_cancel_releases_and_repeating_is_harmless(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "3000")
+    for _ in range(2):
+        r = await api.post("/v1/orders/O1/cancel", role="order-entry")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert (await exposure(api))["open_orders"] == "0.00"
+    history = (await api.get("/v1/customers/C1/history")).json()["items"]
+    assert [h["event"] for h in history].count("order_cancelled") == 1
+
+
+async def test_cancel_of_a_held_order_leaves_the_queue(api):
+    await account(api, limit="100")
+    await check(api, "H", "110")
+    await api.post("/v1/orders/H/cancel", {"reason": "customer withdrew"}, role="order-entry")
+    ex = await exposure(api)
+    assert ex["held_count"] == 0 and ex["held_orders"] == "0.00"
+
+
+async def test_reject(api):
+    await account(api, limit="100")
+    await check(api, "H", "110")
+    r = await api.post("/v1/orders/H/reject", {"reason": "no"}, role="controller")
+    assert r.json()["status"] == "rejected"
+    assert (await exposure(api))["held_count"] == 0
+    bad = await api.post("/v1/orders/H/release", {"reason": "x"}, role="controller")
+    assert bad.status_code == 409
+
+
+async def test_hold_queue_oldest_first_with_cursor(api):
+    await account(api, limit="10")
+    await account(api, "C2", limit="10")
+    for i in range(5):
+        await check(api, f"H{i}", "11", customer_id="C1" if i % 2 == 0 else "C2")
+    first = (await api.get("/v1/holds", params={"limit": 2})).json()
+    assert [o["order_id"] for o in first["items"]] == ["H0", "H1"]
+    second = (await api.get("/v1/holds", params={"limit": 2, "cursor": first["next_cursor"]}
+                            )).json()
+    third = (await api.get("/v1/holds", params={"limit": 2, "cursor": second["next_cursor"]}
+                           )).json()
+    assert [o["order_id"] for o in second["items"] + third["items"]] == ["H2", "H3", "H4"]
+    assert third["next_cursor"] is None
+    only_c2 = (await api.get("/v1/holds", params={"customer_id": "C2"})).json()["items"]
+    assert [o["order_id"] for o in only_c2] == ["H1", "H3"]
+
+
+async def test_auto_release_after_payment_oldest_first(api):
+    await account(api, limit="1000")
+    await invoice(api, "I1", "950")
+    await check(api, "H-old", "200")
+    await check(api, "H-new", "100")
+    paid = await pay(api, "P1", "150")
+    assert paid["applied"] == [{"invoice_id": "I1", "amount": "150.00"}]
+    old, new = await order(api, "H-old"), await order(api, "H-new")
+    assert old["status"] == "approved"
+    assert old["decisions"][-1]["kind"] == "auto_release"
+    assert old["decisions"][-1]["reasons"][0]["code"] == "AUTO_RELEASE"
+    assert new["status"] == "held"  # 800 + 200 + 100 > 1000
+    ex = await exposure(api)
+    assert ex["open_orders"] == "200.00" and ex["held_count"] == 1
+    history = (await api.get("/v1/customers/C1/history")).json()["items"]
+    assert history[0]["event"] == "auto_release" and history[0]["actor"] == "system"
+
+
+async def test_auto_release_skips_what_still_does_not_fit(api):
+    await account(api, limit="1000")
+    await invoice(api, "I1", "950")
+    await check(api, "H-big", "250")
+    await check(api, "H-small", "100")
+    await pay(api, "P1", "100")
+    assert (await order(api, "H-big"))["status"] == "held"  # 850 + 250 > 1000
+    assert (await order(api, "H-small"))["status"] == "approved"
+
+
+async def test_auto_release_on_limit_increase_and_unblock(api):
+    await account(api, limit="100")
+    await check(api, "H", "110")
+    await api.patch("/v1/customers/C1", {"blocked": True, "block_reason": "review"})
+    await check(api, "B", "50")
+    assert (await order(api, "B"))["status"] == "prepay"
+    await api.patch("/v1/customers/C1", {"credit_limit": "200"})
+    assert (await order(api, "H"))["status"] == "held"  # still blocked
+    await api.patch("/v1/customers/C1", {"blocked": False})
+    assert (await order(api, "H"))["status"] == "approved"
+    assert (await order(api, "B"))["status"] == "prepay"  # prepay is final; only holds return
+
+
+async def test_expiry_releases_the_reservation(api, db):
+    await account(api, limit="1000")
+    await check(api, "O1", "600")
+    await check(api, "H", "600")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    async with db.begin() as conn:
+        await conn.execute(update(orders).where(orders.c.order_id == "O1")
+                           .values(expires_at=past))
+    run = await expire_reservations(db)
+    assert run.expired == 1
+    assert (await order(api, "O1"))["status"] == "expired"
+    assert (await order(api, "H"))["status"] == "approved"
+    assert (await exposure(api))["open_orders"] == "600.00"
+    assert (await expire_reservations(db)).expired == 0
