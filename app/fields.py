@@ -107,7 +107,14 @@ AmountOut = Annotated[
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, strict=True)]
 Currency = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN, strict=True)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strict=True)]
+def without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strict=True),
+                 AfterValidator(without_nul)]
 
 
 def _iso_date(value: Any) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 SCALE = 4
 QUANTUM = Decimal(1).scaleb(-SCALE)
 MAX_AMOUNT = Decimal(10) ** 14
 ZERO = Decimal(0)
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -23,13 +25,11 @@ def parse_amount(value: object) -> Decimal:
     elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or text != value or "_" in text:
+        # Plain ASCII digits only: Decimal() itself would also take " 1", "1_0", "1e3",
+        # "NaN" and non-ASCII digits.
+        if not _DECIMAL_TEXT.fullmatch(value):
             raise AmountError("must be a decimal number such as \"1250.00\"")
-        try:
-            number = Decimal(text)
-        except InvalidOperation as exc:
-            raise AmountError("must be a decimal number such as \"1250.00\"") from exc
+        number = Decimal(value)
     else:
         raise AmountError("must be a decimal string or number")
     if not number.is_finite():
@@ -38,7 +38,9 @@ def parse_amount(value: object) -> Decimal:
     assert isinstance(exponent, int)
     if exponent < -SCALE:
         raise AmountError(f"must have at most {SCALE} decimal places")
-    if abs(number) >= MAX_AMOUNT:
+    # adjusted() is the power of ten of the leading digit: no arithmetic, so no overflow
+    # for inputs like 1e999999999.
+    if number and number.adjusted() >= 14:
         raise AmountError("must be below 10^14")
     return number.quantize(QUANTUM)
 

@@ -18,6 +18,7 @@ def test_accepts_exact_decimals(raw, exact):
 
 @pytest.mark.parametrize("raw", [
     1.5, True, "NaN", "Infinity", "-Infinity", "1e20", "100000000000000", "1.00001", "", " 1",
+    "1e3", "+5", ".5", "5.", "\uff11\uff10",
     "1_000", "abc", None, [], {},
 ])
 def test_refuses_everything_else(raw):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from app.credit.schemas import DecisionOut
 from app.fields import (
@@ -17,10 +24,12 @@ from app.fields import (
     RequestModel,
     ResponseModel,
     Text,
+    without_nul,
 )
 
 RiskClass = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "unrated"]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True),
+                 AfterValidator(without_nul)]
 TermsDays = Annotated[StrictInt, Field(ge=0, le=3650)]
 
 
@@ -59,6 +68,14 @@ class AccountPatch(RequestModel):
     block_reason: Text | None = None
     temporary_limit: TemporaryLimitIn | None = None
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
+
+    @field_validator("name", "currency", "credit_limit", "risk_class", "payment_terms_days",
+                     "blocked", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not set to null")
+        return value
 
     model_config = {"json_schema_extra": {"examples": [
         {"credit_limit": "75000.00", "reason": "annual review"},

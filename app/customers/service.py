@@ -14,7 +14,7 @@ from app.auth.roles import Caller
 from app.credit.entries import DECISION_EVENTS, Event, event_entry
 from app.credit.release import Decided
 from app.credit.schemas import DecisionOut, render_decision
-from app.credit.state import load_state
+from app.credit.state import read_state
 from app.customers import repository as repo
 from app.customers.models import Account
 from app.customers.schemas import (
@@ -29,7 +29,7 @@ from app.customers.schemas import (
 from app.db import Database
 from app.errors import Conflict, NotFound
 from app.ids import new_id
-from app.money import ZERO
+from app.money import ZERO, format_amount
 from app.orders.service import auto_release_decisions
 
 TERMS = ("name", "currency", "credit_limit", "risk_class", "payment_terms_days", "blocked",
@@ -77,16 +77,12 @@ def _patched(account: Account, body: AccountPatch) -> dict[str, Any]:
         terms["temp_limit_expires_on"] = temp.expires_on if temp else None
     if "blocked" in given and not body.blocked and "block_reason" not in given:
         terms["block_reason"] = None
-    for name in ("name", "currency", "credit_limit", "risk_class", "payment_terms_days",
-                 "blocked"):
-        if terms[name] is None:
-            raise Conflict(f"{name} cannot be null", code="invalid_value")
     return terms
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal | dt.date):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
+        return format_amount(value) if isinstance(value, Decimal) else value.isoformat()
     return value
 
 
@@ -160,8 +156,7 @@ async def get_account(db: Database, customer_id: str) -> AccountOut:
 async def exposure(db: Database, customer_id: str) -> ExposureOut:
     """Exposure from the maintained aggregates plus the indexed overdue facts."""
     today = clock.today()
-    async with db.autocommit() as conn:
-        state = await load_state(conn, customer_id, today)
+    state = await read_state(db, customer_id, today)
     if state is None:
         raise NotFound(f"no credit account {customer_id}", code="customer_not_found")
     a = state.account

@@ -19,7 +19,7 @@ from app.customers.repository import add_entries, apply_deltas, get_entry, order
 from app.db import Database
 from app.errors import Conflict, NotFound
 from app.ids import new_id
-from app.money import ZERO
+from app.money import ZERO, format_amount
 from app.orders.models import Order, Status
 from app.orders.repository import expired_reservations, get_order, update_order
 from app.orders.schemas import OrderOut
@@ -120,8 +120,8 @@ async def _decrease(conn: AsyncConnection, db: Database, order: Order, new_amoun
     await add_entries(conn, [event_entry(
         entry_id=new_id(), at=now, event=Event.AMOUNT_DECREASED, actor=caller.name,
         customer_id=order.customer_id, order_id=order.order_id,
-        details={"old_amount": str(order.amount), "new_amount": str(new_amount),
-                 "released": str(freed)})])
+        details={"old_amount": format_amount(order.amount), "new_amount": format_amount(new_amount),
+                 "released": format_amount(freed)})])
     decided = await auto_release_decisions(conn, db, order.customer_id, today, now)
     return Change(await _refreshed(conn, order), decided=decided)
 
@@ -196,7 +196,7 @@ async def cancel(db: Database, order_id: str, caller: Caller, reason: str | None
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.ORDER_CANCELLED, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, note=reason,
-            details={"old_status": order.status.value, "released": str(order.reserved)})])
+            details={"old_status": order.status.value, "released": format_amount(order.reserved)})])
         decided = []
         if state is not None and order.reserved > ZERO:
             decided = await auto_release_decisions(conn, db, order.customer_id, today, now)
@@ -277,7 +277,7 @@ async def expire_reservations(db: Database, now: dt.datetime | None = None,
                 await add_entries(conn, [event_entry(
                     entry_id=new_id(), at=now, event=Event.ORDER_EXPIRED, actor="system",
                     customer_id=order.customer_id, order_id=order_id,
-                    details={"released": str(order.reserved),
+                    details={"released": format_amount(order.reserved),
                              "expired_at": order.expires_at.isoformat()})])
                 if state is not None:
                     run.decided += await auto_release_decisions(

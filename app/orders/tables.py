@@ -3,15 +3,13 @@
 from sqlalchemy import (
     Boolean,
     Column,
-    Index,
     PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
-    text,
 )
 
-from app.db import Money, UTCDateTime, metadata
+from app.db import Money, UTCDateTime, metadata, partial_index
 
 orders = Table(
     "orders",
@@ -33,24 +31,7 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("customer_id", "order_id"),
     UniqueConstraint("order_id"),
-    Index(
-        "ix_orders_held",
-        "created_at",
-        "order_id",
-        postgresql_where=text("status = 'held'"),
-        sqlite_where=text("status = 'held'"),
-    ),
-    Index(
-        "ix_orders_held_customer",
-        "customer_id",
-        "created_at",
-        postgresql_where=text("status = 'held'"),
-        sqlite_where=text("status = 'held'"),
-    ),
-    Index(
-        "ix_orders_expiring",
-        "expires_at",
-        postgresql_where=text("status = 'approved'"),
-        sqlite_where=text("status = 'approved'"),
-    ),
+    partial_index("ix_orders_held", "created_at", "order_id", where="status = 'held'"),
+    partial_index("ix_orders_held_customer", "customer_id", "created_at", where="status = 'held'"),
+    partial_index("ix_orders_expiring", "expires_at", where="status = 'approved'"),
 )

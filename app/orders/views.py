@@ -105,7 +105,10 @@ def _encode_cursor(at: dt.datetime, order_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     try:
         at, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return dt.datetime.fromisoformat(at), order_id
+        moment = dt.datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return moment, order_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable("cursor is not one this API returned", code="invalid_cursor"
                             ) from exc

@@ -18,7 +18,7 @@ from app.customers.repository import add_entries, apply_deltas
 from app.db import Database
 from app.errors import Conflict, NotFound, Unprocessable
 from app.ids import new_id
-from app.money import ZERO
+from app.money import ZERO, format_amount
 from app.orders.models import RESERVING, Status
 from app.orders.repository import get_order, update_order
 from app.orders.service import auto_release_decisions
@@ -88,9 +88,9 @@ async def post_invoice(db: Database, body: InvoiceIn, caller: Caller) -> Posted:
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.INVOICE_POSTED, actor=caller.name,
             customer_id=body.customer_id, order_id=body.order_id,
-            details={"invoice_id": body.invoice_id, "amount": str(body.amount),
+            details={"invoice_id": body.invoice_id, "amount": format_amount(body.amount),
                      "due_on": body.due_on.isoformat(),
-                     "reservation_consumed": str(consumed)})])
+                     "reservation_consumed": format_amount(consumed)})])
         decided = (await auto_release_decisions(conn, db, body.customer_id, today, now)
                    if released else [])
         return Posted(result, False, decided)
@@ -158,10 +158,10 @@ async def post_payment(db: Database, body: PaymentIn, caller: Caller) -> Posted:
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.PAYMENT_RECEIVED, actor=caller.name,
             customer_id=body.customer_id,
-            details={"payment_id": body.payment_id, "amount": str(body.amount),
-                     "applied": [{"invoice_id": a.invoice_id, "amount": str(a.amount)}
+            details={"payment_id": body.payment_id, "amount": format_amount(body.amount),
+                     "applied": [{"invoice_id": a.invoice_id, "amount": format_amount(a.amount)}
                                  for a in applied],
-                     "unapplied": str(unapplied)})])
+                     "unapplied": format_amount(unapplied)})])
         decided = await auto_release_decisions(conn, db, body.customer_id, today, now)
         return Posted(result, False, decided)
 
@@ -265,9 +265,10 @@ async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[Op
     await add_entries(conn, [event_entry(
         entry_id=new_id(), at=now, event=Event.OPEN_ITEMS_REPLACED, actor=caller.name,
         customer_id=customer_id,
-        details={"open_receivables_before": str(before), "open_receivables_after": str(after),
+        details={"open_receivables_before": format_amount(before),
+                 "open_receivables_after": format_amount(after),
                  "added": len(added), "changed": len(changed), "removed": len(removed),
-                 "unapplied_credit_cleared": str(cleared)})])
+                 "unapplied_credit_cleared": format_amount(cleared)})])
     return SnapshotOut(customer_id=customer_id, open_receivables_before=before,
                        open_receivables_after=after, added=added, changed=changed,
                        removed=removed, unchanged=len(items) - len(added) - len(changed),

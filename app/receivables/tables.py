@@ -3,15 +3,13 @@
 from sqlalchemy import (
     Column,
     Date,
-    Index,
     PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
-    text,
 )
 
-from app.db import JsonDoc, Money, UTCDateTime, metadata
+from app.db import JsonDoc, Money, UTCDateTime, metadata, partial_index
 
 open_items = Table(
     "open_items",
@@ -33,13 +31,7 @@ open_items = Table(
     UniqueConstraint("invoice_id"),
     # Overdue facts read only the positive open items, by due date: the cost of a check does
     # not grow with the number of items that are not overdue.
-    Index(
-        "ix_open_items_due",
-        "customer_id",
-        "due_on",
-        postgresql_where=text("open_amount > 0"),
-        sqlite_where=text("open_amount > 0"),
-    ),
+    partial_index("ix_open_items_due", "customer_id", "due_on", where="open_amount > 0"),
 )
 
 payments = Table(
@@ -56,10 +48,5 @@ payments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("customer_id", "payment_id"),
     UniqueConstraint("payment_id"),
-    Index(
-        "ix_payments_unapplied",
-        "customer_id",
-        postgresql_where=text("unapplied <> 0"),
-        sqlite_where=text("unapplied <> 0"),
-    ),
+    partial_index("ix_payments_unapplied", "customer_id", where="unapplied <> 0"),
 )
