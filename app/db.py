@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, MetaData, Numeric, event
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, MetaData, Numeric, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from app.money import SCALE
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.cache import Cache
 
 metadata = MetaData(
     naming_convention={
@@ -79,29 +84,68 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 # A ratio with at most four decimals needs exactly the storage money has.
 ExactRatio = Money
 
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index over the rows matching `where` only (PostgreSQL and SQLite alike)."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 
+ALL_CUSTOMERS = "*"
+_touched: ContextVar[set[str] | None] = ContextVar("touched", default=None)
+
+
+def touch(customer_id: str) -> None:
+    """Note that this unit of work changes what is known about a customer ('*': everyone)."""
+    touched = _touched.get()
+    if touched is not None:
+        touched.add(customer_id)
+
+
+OnCommit = Callable[[set[str]], Awaitable[None]]
+
+
 class Database:
-    """One engine per process; each unit of work is a `begin()` block: commit, or roll back."""
+    """One engine per process; each unit of work is a `begin()` block: commit, or roll back.
+
+    After a unit of work commits, `on_commit` hears which customers it touched (the read
+    cache uses this to retire what it holds about them).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.is_sqlite = settings.is_sqlite
         self.engine = _make_engine(settings)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.on_commit: OnCommit | None = None
+        self.cache: Cache | None = None  # set when REDIS_URL is
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A transaction: committed when the block ends, rolled back if it raises."""
-        async with self.engine.begin() as conn:
+        async with self._unit_of_work(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A connection where each statement commits on its own (one round trip, no BEGIN)."""
-        async with self._autocommit.connect() as conn:
+        async with self._unit_of_work(), self._autocommit.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[None]:
+        outer = _touched.get()
+        token = _touched.set(set() if outer is None else outer)
+        try:
+            yield
+        finally:
+            # Also after a failure: an autocommit block may have committed before it raised,
+            # and retiring a cache entry needlessly costs only a miss.
+            touched = _touched.get() or set()
+            _touched.reset(token)
+            if outer is None and touched and self.on_commit is not None:
+                await self.on_commit(touched)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -112,6 +156,15 @@ def _make_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
         _serialise_sqlite_writers(engine)
         return engine
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_timeout_seconds,
+        "server_settings": {"application_name": "creditgate"},
+    }
+    if settings.db_pgbouncer:
+        # Transaction pooling hands each transaction to any server connection: no statement
+        # cache, and unique names for the statements asyncpg still prepares.
+        connect_args.update(statement_cache_size=0, prepared_statement_cache_size=0,
+                            prepared_statement_name_func=_unique_statement_name)
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -119,11 +172,12 @@ def _make_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_timeout_seconds,
         pool_recycle=1800,
         skip_autocommit_rollback=True,
-        connect_args={
-            "timeout": settings.db_timeout_seconds,
-            "server_settings": {"application_name": "creditgate"},
-        },
+        connect_args=connect_args,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4()}__"
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import event
 
-from app import errors, metrics
+from app import errors, logs, metrics
 from app.auth.verifier import KeyVerifier
+from app.cache import Cache
 from app.credit.views import router as credit_router
 from app.customers.views import router as customers_router
 from app.db import Database
@@ -35,26 +33,35 @@ RFC 9457 `application/problem+json` with a stable `code`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application (uvicorn calls this as a factory)."""
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.forget_dead_workers()
         db = Database(settings)
-        app.state.db = db
-        app.state.keys = KeyVerifier(db, settings.key_cache_seconds)
+        _count_pool_use(db)
+        if settings.redis_url:
+            db.cache = Cache(settings.redis_url, timeout=settings.redis_timeout_seconds,
+                             ttl=settings.cache_ttl_seconds, namespace=settings.cache_namespace)
+            db.on_commit = db.cache.invalidate
+        keys = KeyVerifier(db, settings.key_cache_seconds)
+        app.state.db, app.state.keys = db, keys
         app.state.channels = Channels(settings.channels)
-        expiry = None
+        tasks = [asyncio.create_task(keys.run())]
         if settings.expire_interval_seconds > 0:
-            expiry = asyncio.create_task(
-                expiry_loop(db, app.state.channels, settings.expire_interval_seconds))
+            tasks.append(asyncio.create_task(
+                expiry_loop(db, app.state.channels, settings.expire_interval_seconds)))
         try:
             yield
         finally:
-            if expiry is not None:
-                expiry.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await expiry
+                    await task
+            await keys.flush()
+            if db.cache is not None:
+                await db.cache.close()
             await db.dispose()
 
     app = FastAPI(title="creditgate", version="0.1.0", description=DESCRIPTION,
@@ -63,34 +70,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (credit_router, orders_router, customers_router, receivables_router,
                    ops_router):
         app.include_router(router)
-    app.add_middleware(HttpMetrics)
+    app.add_middleware(logs.Observe)
     return app
 
 
-class HttpMetrics:
-    """Counts and times every request by method, route template and status."""
+def _count_pool_use(db: Database) -> None:
+    pool = db.engine.sync_engine.pool
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    @event.listens_for(pool, "checkout")
+    def _out(*_: object) -> None:
+        metrics.DB_POOL_IN_USE.inc()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(method, template).observe(time.perf_counter() - started)
+    @event.listens_for(pool, "checkin")
+    def _in(*_: object) -> None:
+        metrics.DB_POOL_IN_USE.dec()

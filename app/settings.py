@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_timeout_seconds: float = Field(default=2.0, gt=0)
-    key_cache_seconds: float = Field(default=0.0, ge=0, le=300)
+    db_pgbouncer: bool = False
+    key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    redis_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
+    cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    cache_namespace: str = Field(default="cg", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     log_level: str = "INFO"
     metric_channels: str = "erp,webshop,edi,pos,manual,api"
 

@@ -23,6 +23,7 @@ from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CREDITGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CREDITGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 MUTABLE_TABLES = ("accounts", "credit_file", "open_items", "payments", "orders",
                   "policy_changes")
 
@@ -63,7 +64,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, expire_interval_seconds=0,
-                    key_cache_seconds=0, redis_url=None)
+                    key_cache_seconds=0, redis_url=REDIS_URL,
+                    cache_namespace=database_url.rsplit("/", 1)[1])
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
@@ -17,6 +17,7 @@ from app.errors import Conflict
 from app.ids import new_id
 
 KEY_PREFIX = "cg_"
+KEYS_CHANNEL = "creditgate_keys"
 
 
 def hash_key(key: str) -> str:
@@ -60,11 +61,8 @@ async def revoke_key(conn: AsyncConnection, name: str) -> bool:
     result = await conn.execute(
         update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=clock.now()))
+    if result.rowcount and conn.dialect.name == "postgresql":
+        # Delivered at commit to every process that caches keys (app/auth/verifier.py).
+        await conn.execute(text("SELECT pg_notify(:channel, :name)"),
+                           {"channel": KEYS_CHANNEL, "name": name})
     return bool(result.rowcount)
-
-
-async def touch_keys(conn: AsyncConnection, used: dict[str, Any]) -> None:
-    """Record last use (batched by the caller, so authentication stays read-only)."""
-    for key_id, at in used.items():
-        await conn.execute(update(api_keys).where(api_keys.c.key_id == key_id)
-                           .values(last_used_at=at))

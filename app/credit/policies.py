@@ -13,7 +13,7 @@ from app import clock
 from app.auth.roles import Caller
 from app.credit.policy import RISK_CLASSES, PolicyParams, default_policy
 from app.credit.tables import policies, policy_changes
-from app.db import Database
+from app.db import ALL_CUSTOMERS, Database, touch
 from app.errors import NotFound
 from app.fields import (
     AmountOut,
@@ -95,6 +95,7 @@ async def put_policy(db: Database, risk_class: str, body: PolicyIn, caller: Call
     now = clock.now()
     new = body.model_dump(exclude={"reason"})
     async with db.begin() as conn:
+        touch(ALL_CUSTOMERS)  # every cached state embeds its class's policy
         old = await _locked(conn, risk_class)
         values = {**new, "updated_at": now, "updated_by": caller.name}
         if old is None:

@@ -53,8 +53,7 @@ async def check_credit(db: Database, req: CreditCheckIn, caller: Caller) -> Chec
 
 async def _dry_run(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
     today, now = clock.today(), clock.now()
-    async with db.autocommit() as conn:
-        state, _ = await credit_state.load_snapshot(conn, req.customer_id, req.order_id, today)
+    state = await credit_state.read_state(db, req.customer_id, today)
     write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days, guard=False)
     return CheckResult(render_decision(write.entry, dry_run=True), False, req.channel)
 

@@ -21,6 +21,7 @@ from app.credit.policy import (
 from app.credit.tables import policies
 from app.customers.models import Account
 from app.customers.tables import accounts
+from app.db import Database
 from app.money import ZERO
 from app.orders.tables import orders
 from app.receivables.tables import open_items
@@ -83,7 +84,10 @@ _SNAPSHOT: Select[Any] = (
     .select_from(
         _one.outerjoin(accounts, accounts.c.customer_id == bindparam("customer_id"))
         .outerjoin(policies, policies.c.risk_class == accounts.c.risk_class)
-        .outerjoin(orders, orders.c.order_id == bindparam("order_id"))
+        # By the full key, so the read stays on one shard when distributed by customer: an
+        # order_id already used by another customer is caught by the write's unique key.
+        .outerjoin(orders, (orders.c.customer_id == bindparam("customer_id"))
+                   & (orders.c.order_id == bindparam("order_id")))
     )
 )
 
@@ -116,6 +120,22 @@ async def load_state(conn: AsyncConnection, customer_id: str, today: dt.date
     return _state(row, today) if row is not None else None
 
 
+async def read_state(db: Database, customer_id: str, today: dt.date) -> CreditState | None:
+    """The credit state for reads and dry runs: from the cache when it has it, else the
+    database (and then cached). Never used by a check that reserves."""
+    cache = db.cache
+    token = None
+    if cache is not None:
+        state, token = await cache.get_state(customer_id, today)
+        if state is not None:
+            return state
+    async with db.autocommit() as conn:
+        state = await load_state(conn, customer_id, today)
+    if cache is not None and token is not None and state is not None:
+        await cache.put_state(customer_id, token, today, state)
+    return state
+
+
 async def load_snapshot(conn: AsyncConnection, customer_id: str, order_id: str,
                         today: dt.date) -> tuple[CreditState | None, ExistingOrder | None]:
     """Without locking: the credit state and any order already stored under `order_id`."""
@@ -126,3 +146,41 @@ async def load_snapshot(conn: AsyncConnection, customer_id: str, order_id: str,
     if row["o_customer_id"] is not None:
         existing = ExistingOrder(**{n: row[f"o_{n}"] for n in _ORDER_COLUMNS})
     return _state(row, today), existing
+
+
+def state_to_doc(state: CreditState) -> dict[str, Any]:
+    """A JSON-safe form of a credit state (for the read cache; valid for one UTC day)."""
+    return {"account": {k: _plain(v) for k, v in state.account.__dict__.items()},
+            "policy": {k: _plain(v) for k, v in state.policy.__dict__.items()},
+            "overdue": {"days": state.overdue.oldest_days, "amount": str(state.overdue.amount)}}
+
+
+def state_from_doc(doc: dict[str, Any]) -> CreditState:
+    fields = Account.__dataclass_fields__
+    account = Account(**{k: _typed(fields[k].type, v) for k, v in doc["account"].items()})
+    pfields = PolicyParams.__dataclass_fields__
+    policy = PolicyParams(**{k: _typed(pfields[k].type, v) for k, v in doc["policy"].items()})
+    overdue = Overdue(doc["overdue"]["days"], Decimal(doc["overdue"]["amount"]))
+    return CreditState(account, policy, overdue)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _typed(annotation: Any, value: Any) -> Any:
+    # Field annotations are strings here (postponed evaluation); they name the type plainly.
+    if value is None:
+        return None
+    text = str(annotation)
+    if "Decimal" in text:
+        return Decimal(value)
+    if "datetime" in text:
+        return dt.datetime.fromisoformat(value)
+    if "date" in text:
+        return dt.date.fromisoformat(value)
+    return value

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Insert, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.tables import accounts, credit_file
+from app.db import touch
 from app.orders.tables import orders
 
 
@@ -88,6 +89,7 @@ def _insert_from(table: Any, values: dict[str, Any], source: Any) -> Insert:
 
 async def write_check(conn: AsyncConnection, w: CheckWrite, *, fused: bool) -> Written | None:
     """Apply the write; None when the guard no longer holds (nothing was written)."""
+    touch(w.order["customer_id"])
     acct_update = _account_update(w)
     if fused:
         acct = acct_update.cte("acct")

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.models import Account
 from app.customers.tables import accounts, credit_file
+from app.db import touch
 from app.money import ZERO
 
 
@@ -26,6 +27,7 @@ async def get_account(conn: AsyncConnection, customer_id: str, *, lock: bool = F
 
 async def insert_account(conn: AsyncConnection, values: dict[str, Any], now: dt.datetime
                          ) -> None:
+    touch(values["customer_id"])
     await conn.execute(insert(accounts).values(
         **values, open_receivables=ZERO, open_orders=ZERO, held_amount=ZERO, held_count=0,
         terms_version=1, ledger_version=1, created_at=now, updated_at=now))
@@ -34,6 +36,7 @@ async def insert_account(conn: AsyncConnection, values: dict[str, Any], now: dt.
 async def update_terms(conn: AsyncConnection, customer_id: str, values: dict[str, Any],
                        now: dt.datetime) -> None:
     """Change terms; bumping terms_version invalidates in-flight optimistic checks."""
+    touch(customer_id)
     await conn.execute(
         update(accounts).where(accounts.c.customer_id == customer_id).values(
             **values, terms_version=accounts.c.terms_version + 1, updated_at=now))
@@ -51,6 +54,7 @@ async def apply_deltas(
     ledger_changed: bool = False,
 ) -> None:
     """Move the maintained aggregates by the given deltas, in the caller's transaction."""
+    touch(customer_id)
     values: dict[str, Any] = {"updated_at": now}
     if receivables:
         values["open_receivables"] = accounts.c.open_receivables + receivables

@@ -1,0 +1,143 @@
+"""Redis read cache: versioned cache-aside for per-customer credit state. Never authoritative.
+
+Layout (under a namespace, default `cg`): `cg:epoch` (global), `cg:ver:{customer}` (bumped
+after every committed change of that customer), `cg:state:{customer}` = {"e": epoch,
+"v": version, "d": day, "s": state}. A reader
+fetches all three in one MGET; an entry counts only if its epoch, version and day are the
+current ones. A reader that misses stores what it read from the database under the epoch and
+version it saw *before* reading, so a write that lands in between makes that entry dead on
+arrival: a slow reader can never put a stale value back. Redis trouble never fails a request:
+every call has a short timeout, errors open a one-second circuit, and invalidations missed
+while Redis was unreachable are settled by bumping the epoch before the cache is used again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from app.credit.state import CreditState, state_from_doc, state_to_doc
+from app.db import ALL_CUSTOMERS
+from app.metrics import CACHE_REQUESTS
+
+log = logging.getLogger("creditgate.cache")
+
+
+@dataclass(frozen=True)
+class Token:
+    """The epoch and version a reader saw before going to the database."""
+
+    epoch: str
+    version: str
+
+
+class Cache:
+    def __init__(self, url: str, *, timeout: float = 0.05, ttl: int = 300,
+                 cooldown: float = 1.0, namespace: str = "cg") -> None:
+        self._epoch = f"{namespace}:epoch"
+        self._ver = f"{namespace}:ver:"
+        self._state = f"{namespace}:state:"
+        self._redis = Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        self._ttl = ttl
+        self._cooldown = cooldown
+        self._down_until = 0.0
+        self._dirty = False
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def get_state(self, customer_id: str, today: dt.date
+                        ) -> tuple[CreditState | None, Token | None]:
+        """A cached credit state, or None and the token to store a fresh one under."""
+        if not await self._usable():
+            return None, None
+        try:
+            epoch, version, raw = await self._redis.mget(
+                self._epoch, self._ver + customer_id, self._state + customer_id)
+        except Exception as exc:  # noqa: BLE001 - any Redis failure is a miss
+            self._failed(exc)
+            return None, None
+        token = Token(_text(epoch), _text(version))
+        if raw is not None:
+            entry = json.loads(raw)
+            if (entry["e"], entry["v"], entry["d"]) == (token.epoch, token.version,
+                                                          today.isoformat()):
+                CACHE_REQUESTS.labels("hit").inc()
+                return state_from_doc(entry["s"]), token
+        CACHE_REQUESTS.labels("miss").inc()
+        return None, token
+
+    async def put_state(self, customer_id: str, token: Token, today: dt.date,
+                        state: CreditState) -> None:
+        entry = {"e": token.epoch, "v": token.version, "d": today.isoformat(),
+                 "s": state_to_doc(state)}
+        try:
+            await self._redis.set(self._state + customer_id, json.dumps(entry), ex=self._ttl)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+
+    async def invalidate(self, customer_ids: set[str]) -> None:
+        """After a commit: every cached state of these customers (or of all) is dead."""
+        if not customer_ids:
+            return
+        if not self.available:
+            self._dirty = True
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if ALL_CUSTOMERS in customer_ids:
+                    pipe.incr(self._epoch)
+                for customer_id in customer_ids - {ALL_CUSTOMERS}:
+                    pipe.incr(self._ver + customer_id)
+                    pipe.expire(self._ver + customer_id, 86_400)
+                await pipe.execute()
+        except Exception as exc:  # noqa: BLE001
+            self._dirty = True
+            self._failed(exc)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _usable(self) -> bool:
+        if not self.available:
+            return False
+        if self._dirty:
+            # Some invalidation was lost while Redis was unreachable: retire every entry.
+            try:
+                await self._redis.incr(self._epoch)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(exc)
+                return False
+            self._dirty = False
+            log.info("redis is back; cache epoch bumped")
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        CACHE_REQUESTS.labels("error").inc()
+        if self.available:
+            log.warning("redis unavailable (%s); using PostgreSQL alone for %.1f s",
+                        type(exc).__name__, self._cooldown)
+        self._down_until = time.monotonic() + self._cooldown
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "0"
+    return value.decode() if isinstance(value, bytes) else str(value)

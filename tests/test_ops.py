@@ -1,0 +1,87 @@
+"""Operations: health, metrics, request ids, JSON logs, key revocation across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+
+from app.auth.keys import create_key, revoke_key
+from app.auth.roles import Role
+from app.logs import JsonFormatter
+from app.main import create_app
+from tests.helpers import account, check
+
+
+async def test_livez_and_readyz(api):
+    assert (await api.get("/livez", role=None)).json() == {"status": "ok"}
+    ready = await api.get("/readyz", role=None)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "up", "cache": "up"}
+
+
+async def test_metrics_exposition(api):
+    await account(api, limit="100")
+    await check(api, "O1", "10", channel="webshop")
+    await check(api, "O2", "500", channel="carrier-pigeon")
+    text = (await api.get("/metrics", role=None)).text
+    assert 'creditgate_decisions_total{channel="webshop",outcome="approve",reason="WITHIN_LIMIT"}' \
+        in text
+    assert 'channel="other",outcome="prepay",reason="OVER_LIMIT_BEYOND_TOLERANCE"' in text
+    assert "creditgate_decision_seconds_bucket" in text
+    assert 'creditgate_http_requests_total{method="POST",route="/v1/credit-checks",status="201"}' \
+        in text
+    assert "creditgate_holds_open 0.0" in text
+    assert "creditgate_db_pool_connections_in_use" in text
+    assert "C1" not in text, "no per-customer labels"
+
+
+async def test_request_id_is_echoed_or_generated(api):
+    given = await api.get("/livez", role=None, headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await api.get("/livez", role=None, headers={"X-Request-ID": "bad id with spaces"})
+    assert made.headers["x-request-id"] != "bad id with spaces"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_one_json_log_line_per_request_without_secrets(api, keys, caplog):
+    await account(api, limit="100")
+    with caplog.at_level(logging.INFO, logger="creditgate.request"):
+        decision = await check(api, "O1", "10")
+    records = [r for r in caplog.records if r.name == "creditgate.request"]
+    line = json.loads(JsonFormatter().format(records[-1]))
+    assert line["route"] == "/v1/credit-checks" and line["status"] == 201
+    assert line["decision_id"] == decision["decision_id"] and line["outcome"] == "approve"
+    assert line["caller"] == "test-order-entry"
+    assert {"ts", "level", "request_id", "duration_ms"} <= set(line)
+    assert keys["order-entry"] not in json.dumps(line)
+    assert "amount" not in line
+
+
+async def test_revoked_key_stops_working_at_once_despite_the_key_cache(settings, db):
+    cached = settings.model_copy(update={"key_cache_seconds": 3600})
+    app = create_app(cached)
+    async with db.begin() as conn:
+        _name, key = await create_key(conn, Role.CONTROLLER, "revoke-me")
+    async with app.router.lifespan_context(app):
+        verifier = app.state.keys
+        for _ in range(50):  # wait for the revocation listener to be up
+            if verifier._listening:
+                break
+            await asyncio.sleep(0.05)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        auth = {"Authorization": f"Bearer {key}"}
+        assert (await client.get("/v1/holds", headers=auth)).status_code == 200
+        assert verifier._cache, "the key is cached now"
+        async with db.begin() as conn:
+            assert await revoke_key(conn, "revoke-me")
+        statuses = []
+        for _ in range(20):
+            statuses.append((await client.get("/v1/holds", headers=auth)).status_code)
+            if statuses[-1] == 401:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses[-1] == 401, statuses
+        assert len(statuses) <= 3, "revocation reached this process within ~100 ms"
