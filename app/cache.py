@@ -1,14 +1,16 @@
 """Redis read cache: versioned cache-aside for per-customer credit state. Never authoritative.
 
-Layout (under a namespace, default `cg`): `cg:epoch` (global), `cg:ver:{customer}` (bumped
-after every committed change of that customer), `cg:state:{customer}` = {"e": epoch,
+Layout (under a namespace, default `cg`): `cg:epoch` (global), `cg:ver:{customer}` (a new
+random token after every committed change of that customer), `cg:state:{customer}` = {"e": epoch,
 "v": version, "d": day, "s": state}. A reader
 fetches all three in one MGET; an entry counts only if its epoch, version and day are the
 current ones. A reader that misses stores what it read from the database under the epoch and
 version it saw *before* reading, so a write that lands in between makes that entry dead on
 arrival: a slow reader can never put a stale value back. Redis trouble never fails a request:
-every call has a short timeout, errors open a one-second circuit, and invalidations missed
-while Redis was unreachable are settled by bumping the epoch before the cache is used again.
+every call has a short timeout, errors open a one-second circuit, and an invalidation that
+could not reach Redis is settled by bumping the epoch before the cache is used again — by
+every process: the one that failed tells the others over PostgreSQL NOTIFY (app/notify.py),
+and a process that cannot hear such signals does not read from the cache at all.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +33,9 @@ from app.db import ALL_CUSTOMERS
 from app.metrics import CACHE_REQUESTS
 
 log = logging.getLogger("creditgate.cache")
+# A version outlives every entry stored under it by far (entries live `ttl` seconds), so an
+# expired version can never bring an old entry back.
+VERSION_TTL = 86_400
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Cache:
         self._cooldown = cooldown
         self._down_until = 0.0
         self._dirty = False
+        self.trusted: Callable[[], bool] = lambda: True
 
     @property
     def available(self) -> bool:
@@ -87,24 +95,39 @@ class Cache:
         except Exception as exc:  # noqa: BLE001
             self._failed(exc)
 
-    async def invalidate(self, customer_ids: set[str]) -> None:
-        """After a commit: every cached state of these customers (or of all) is dead."""
+    def mark_dirty(self, *_: object) -> None:
+        """Some invalidation may have been lost: retire every entry before the next use."""
+        self._dirty = True
+
+    async def invalidate(self, customer_ids: set[str]) -> bool:
+        """After a commit: every cached state of these customers (or of all) is dead.
+
+        False when Redis could not be told; the caller must then tell the other processes.
+        """
         if not customer_ids:
-            return
+            return True
         if not self.available:
             self._dirty = True
-            return
+            return False
+        # A version is any new unique token (equality is all a reader checks), so one SET
+        # with its expiry does it: the common case is a single command.
+        versions = {self._ver + c: secrets.token_hex(8) for c in customer_ids - {ALL_CUSTOMERS}}
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if ALL_CUSTOMERS in customer_ids:
-                    pipe.incr(self._epoch)
-                for customer_id in customer_ids - {ALL_CUSTOMERS}:
-                    pipe.incr(self._ver + customer_id)
-                    pipe.expire(self._ver + customer_id, 86_400)
-                await pipe.execute()
+            if ALL_CUSTOMERS in customer_ids or len(versions) > 1:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    if ALL_CUSTOMERS in customer_ids:
+                        pipe.incr(self._epoch)
+                    for key, token in versions.items():
+                        pipe.set(key, token, ex=VERSION_TTL)
+                    await pipe.execute()
+            else:
+                ((key, token),) = versions.items()
+                await self._redis.set(key, token, ex=VERSION_TTL)
         except Exception as exc:  # noqa: BLE001
             self._dirty = True
             self._failed(exc)
+            return False
+        return True
 
     async def ping(self) -> bool:
         try:
@@ -116,7 +139,7 @@ class Cache:
         await self._redis.aclose()
 
     async def _usable(self) -> bool:
-        if not self.available:
+        if not self.available or not self.trusted():
             return False
         if self._dirty:
             # Some invalidation was lost while Redis was unreachable: retire every entry.

@@ -6,14 +6,18 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from app.auth.roles import Caller, Role
-from app.auth.verifier import KeyVerifier
+from app.auth.verifier import KeyVerifier, Miss
 from app.db import Database
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized, within
+from app.http import time_left
+from app.limits import RateLimiter
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
+    """The process's database (async, so FastAPI need not hop to a thread for it)."""
     db: Database = request.app.state.db
     return db
 
@@ -31,18 +35,27 @@ def _bearer(request: Request) -> str:
     return key.strip()
 
 
-def require(*roles: Role) -> Callable[[Request], Awaitable[Caller]]:
+_SCHEME = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                     description="`Authorization: Bearer <api key>`")
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting the given roles (and controller/admin, who may call everything)."""
     allowed = frozenset(roles)
 
-    async def caller(request: Request) -> Caller:
+    async def caller(request: Request,
+                     _declared: Annotated[object, Depends(_SCHEME)] = None) -> Caller:
         key = _bearer(request)
         verifier: KeyVerifier = request.app.state.keys
-        found = await verifier.verify(key)
+        found = verifier.cached(key)
+        if isinstance(found, Miss):
+            found = await within(time_left(request), verifier.verify(key))
         if found is None:
             raise Unauthorized("unknown or revoked API key")
         if not found.may(allowed):
             raise Forbidden(f"role {found.role.value} may not call this endpoint")
+        limiter: RateLimiter = request.app.state.limiter
+        limiter.check(found.key_id)
         request.state.caller = found
         return found
 

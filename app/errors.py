@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -23,12 +26,14 @@ class AppError(Exception):
     title = "Bad request"
 
     def __init__(self, detail: str, *, code: str | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class NotFound(AppError):
@@ -69,7 +74,9 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return problem(exc.status, exc.code, exc.title, exc.detail, headers=headers, **exc.extra)
 
 
@@ -86,8 +93,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
                    errors=fields)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
              415: "unsupported_media_type", 400: "bad_request"}
     code = codes.get(exc.status_code, "http_error")
@@ -96,13 +105,35 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, title, detail, headers=exc.headers)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+def _method_not_allowed(request: Request) -> JSONResponse:
+    """405 naming every method the path supports (FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    allow = ", ".join(sorted(methods))
+    return problem(405, "method_not_allowed", "Method not allowed",
+                   f"{request.method} is not supported here; use {allow}",
+                   headers={"Allow": allow})
+
+
+async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+    """Database and network failures, answered here so that they are never re-raised (a
+    re-raised error would make the server drop the client's connection)."""
     if is_database_unavailable(exc):
-        log.warning("database unavailable: %s", type(exc).__name__)
+        orig = getattr(exc, "orig", None)
+        log.warning("database unavailable: %s (%s: %s)", type(exc).__name__,
+                    type(orig).__name__, str(orig)[:200] if orig is not None else "")
         return problem(503, "unavailable", "Service unavailable",
-                       "the database is not reachable; nothing was recorded, retry later",
+                       "the database is not reachable; retry with the same request: a "
+                       "decision that was taken is replayed, none is taken twice",
                        headers={"Retry-After": "1"})
-    log.exception("unhandled error")
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Internal error",
                    "an unexpected error occurred; nothing was recorded")
 
@@ -116,13 +147,54 @@ def is_database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or _is_connection_error(exc.orig)
-    return False
+    return _is_connection_error(exc)
+
+
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
 
 
 def _is_connection_error(orig: BaseException | None) -> bool:
-    name = type(orig).__name__ if orig is not None else ""
-    return any(word in name for word in ("Connection", "CannotConnect", "Timeout",
-                                         "AdminShutdown", "CannotConnectNow"))
+    # SQLAlchemy's asyncpg adapter wraps the driver's exception: look down the chain.
+    while orig is not None:
+        if isinstance(orig, ConnectionError | TimeoutError | OSError):
+            return True
+        state = str(getattr(orig, "sqlstate", "") or "")
+        if state.startswith(_UNAVAILABLE_STATES):
+            return True
+        name = type(orig).__name__
+        if any(w in name for w in ("ConnectionDoesNotExist", "CannotConnect", "ConnectionFailure",
+                                   "TooManyConnections", "AdminShutdown", "InterfaceError")):
+            return True
+        orig = orig.__cause__ or orig.__context__
+    return False
+
+
+T = TypeVar("T")
+
+
+async def within(seconds: float, work: Awaitable[T]) -> T:
+    """The result of `work`, or a 503 once `seconds` have passed — at once, without waiting
+    for the abandoned work to finish cancelling (closing a connection to a hung database
+    can itself take seconds)."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(seconds, 0.0))
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        result: T = task.result()
+        return result
+    task.cancel()
+    task.add_done_callback(_forget)
+    raise Unavailable(
+        "the database did not answer in time; retry with the same request: a decision "
+        "that was taken is replayed, none is taken twice", headers={"Retry-After": "1"})
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("abandoned work ended with %s", type(task.exception()).__name__)
 
 
 def install(app: FastAPI) -> None:
@@ -130,4 +202,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(SQLAlchemyError, _infrastructure)
+    app.add_exception_handler(asyncpg.PostgresError, _infrastructure)
+    app.add_exception_handler(asyncpg.InterfaceError, _infrastructure)
+    app.add_exception_handler(OSError, _infrastructure)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -69,6 +70,13 @@ def _invalid_json(exc: json.JSONDecodeError) -> RequestValidationError:
     return RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
                                     "msg": "JSON decode error", "input": {},
                                     "ctx": {"error": exc.msg}}])
+
+
+def time_left(request: Request) -> float:
+    """Seconds left of the request's decision deadline, counted from its arrival."""
+    settings = request.app.state.db.settings
+    arrived: float = request.state.arrived
+    return float(settings.check_timeout_seconds) - (time.monotonic() - arrived)
 
 
 def mark_replayed(response: Response, replayed: bool) -> None:

@@ -62,7 +62,8 @@ class Observe:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
-        scope.setdefault("state", {})  # one dict shared with the routes, whatever copies scope
+        # One dict shared with the routes, whatever copies scope; deadlines count from here.
+        scope.setdefault("state", {})["arrived"] = time.monotonic()
         status = 500
 
         async def send_wrapper(message: Message) -> None:

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from app import errors, logs, metrics
+from app import errors, logs, metrics, openapi
 from app.auth.verifier import KeyVerifier
 from app.cache import Cache
 from app.credit.views import router as credit_router
 from app.customers.views import router as customers_router
 from app.db import Database
+from app.limits import BodyLimit, RateLimiter
 from app.metrics import Channels
+from app.notify import CACHE_CHANNEL, Notifications, notify
 from app.ops import expiry_loop
 from app.ops import router as ops_router
 from app.orders.views import router as orders_router
 from app.receivables.views import router as receivables_router
 from app.settings import Settings, get_settings
 
+log = logging.getLogger("creditgate")
 DESCRIPTION = """Order-time credit checks: **approve**, **hold** or **prepay**, with reasons.
 
 Authenticate with `Authorization: Bearer <api key>` (create one with
@@ -40,14 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.forget_dead_workers()
         db = Database(settings)
         _count_pool_use(db)
+        notes = Notifications(settings)
         if settings.redis_url:
-            db.cache = Cache(settings.redis_url, timeout=settings.redis_timeout_seconds,
-                             ttl=settings.cache_ttl_seconds, namespace=settings.cache_namespace)
-            db.on_commit = db.cache.invalidate
-        keys = KeyVerifier(db, settings.key_cache_seconds)
+            _use_cache(db, notes, settings.redis_url)
+        keys = KeyVerifier(db, settings.key_cache_seconds, notes)
         app.state.db, app.state.keys = db, keys
         app.state.channels = Channels(settings.channels)
-        tasks = [asyncio.create_task(keys.run())]
+        app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        tasks = [asyncio.create_task(notes.run()), asyncio.create_task(keys.run())]
         if settings.expire_interval_seconds > 0:
             tasks.append(asyncio.create_task(
                 expiry_loop(db, app.state.channels, settings.expire_interval_seconds)))
@@ -67,11 +71,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="creditgate", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     for router in (credit_router, orders_router, customers_router, receivables_router,
                    ops_router):
         app.include_router(router)
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes,
+                       larger={r"/v1/customers/[^/]+/open-items": settings.max_snapshot_bytes})
     app.add_middleware(logs.Observe)
     return app
+
+
+def _use_cache(db: Database, notes: Notifications, url: str) -> None:
+    """Wire the Redis read cache: retired after every commit, distrusted when deaf."""
+    settings = db.settings
+    if not notes.possible:
+        log.warning("REDIS_URL is ignored: the read cache needs PostgreSQL LISTEN/NOTIFY, "
+                    "which SQLite and CREDITGATE_DB_PGBOUNCER do not offer")
+        return
+    cache = Cache(url, timeout=settings.redis_timeout_seconds, ttl=settings.cache_ttl_seconds,
+                  namespace=settings.cache_namespace)
+    cache.trusted = lambda: notes.connected
+    notes.subscribe(CACHE_CHANNEL, cache.mark_dirty)
+    notes.watch(cache.mark_dirty)  # while deaf, some process may have signalled in vain
+
+    async def after_commit(touched: set[str]) -> None:
+        if await cache.invalidate(touched):
+            return
+        try:
+            async with db.autocommit() as conn:
+                await notify(conn, CACHE_CHANNEL)
+        except Exception:
+            log.warning("could not signal a lost cache invalidation", exc_info=True)
+
+    db.cache = cache
+    db.on_commit = after_commit
 
 
 def _count_pool_use(db: Database) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from app import metrics
 from app.db import Database
-from app.errors import problem
+from app.errors import problem, within
 from app.metrics import Channels
 from app.orders.service import expire_reservations
 from app.orders.tables import orders
@@ -34,14 +34,17 @@ async def readyz(request: Request) -> Response:
     if db.cache is not None:
         checks["cache"] = "up" if await db.cache.ping() else "down"
     try:
-        async with asyncio.timeout(db.settings.db_timeout_seconds):
-            async with db.autocommit() as conn:
-                await conn.execute(text("SELECT 1"))
+        await within(db.settings.db_timeout_seconds, _probe(db))
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness check failed: %s", type(exc).__name__)
         return problem(503, "unavailable", "Not ready", "the database is not reachable",
                        checks={**checks, "database": "down"})
     return JSONResponse({"status": "ok", "checks": checks})
+
+
+async def _probe(db: Database) -> None:
+    async with db.autocommit() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 @router.get("/metrics", response_class=Response)

@@ -29,8 +29,14 @@ class Settings(BaseSettings):
     db_pgbouncer: bool = False
     key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     redis_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
-    cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    cache_ttl_seconds: int = Field(default=300, ge=1, le=3600)
     cache_namespace: str = Field(default="cg", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    check_timeout_seconds: float = Field(default=1.5, gt=0, le=60)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_snapshot_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    rate_limit_per_second: float = Field(default=2000.0, ge=0)
+    rate_limit_burst: float = Field(default=4000.0, ge=1)
     log_level: str = "INFO"
     metric_channels: str = "erp,webshop,edi,pos,manual,api"
 

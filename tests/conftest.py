@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.auth.keys import create_key
+from app.auth.keys import create_key, revoke_key
 from app.auth.roles import Role
 from app.db import Database
 from app.main import create_app
@@ -63,9 +63,13 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
+    # Generous pool and deadline: tests fire 100 requests at once into one process on a
+    # 2-core machine; the deadline and pool limits have tests of their own (tests/trust).
     return Settings(database_url=database_url, expire_interval_seconds=0,
                     key_cache_seconds=0, redis_url=REDIS_URL,
-                    cache_namespace=database_url.rsplit("/", 1)[1])
+                    cache_namespace=database_url.rsplit("/", 1)[1],
+                    db_pool_size=20, db_max_overflow=20, check_timeout_seconds=10,
+                    db_timeout_seconds=10, rate_limit_per_second=0)
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +81,14 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture(scope="session")
 async def keys(db: Database) -> dict[str, str]:
-    """One API key per role (and its name is the role)."""
+    """One API key per role (named test-<role>), and a revoked admin key under "revoked"."""
     found = {}
     async with db.begin() as conn:
         for role in Role:
             _name, key = await create_key(conn, role, f"test-{role.value}")
             found[role.value] = key
+        _name, found["revoked"] = await create_key(conn, Role.ADMIN, "test-revoked")
+        await revoke_key(conn, "test-revoked")
     return found
 
 

@@ -52,6 +52,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/orders/H1/release", {"reason": "CFO ok"}, set()),
     ("POST", "/v1/orders/H1/reject", {"reason": "too risky"}, set()),
     ("GET", "/v1/policies/A", None, set()),
+    ("GET", "/v1/policies/A/history", None, set()),
     ("PUT", "/v1/policies/A", POLICY, set()),
 ]
 # What goes in the Authorization header; {key} is the admin key, None sends no header.
@@ -64,6 +65,7 @@ BAD_CREDENTIALS: list[tuple[str, str | None]] = [
     ("key-without-scheme", "{key}"),
     ("other-scheme", "Token {key}"),
     ("key-with-suffix", "Bearer {key}x"),
+    ("revoked-key", "Bearer {revoked}"),
 ]
 
 
@@ -127,7 +129,8 @@ async def test_authorisation_matrix(world, db, keys, method, path, body, credent
     elif credential is None:
         headers = {}
     else:
-        headers = {"Authorization": credential.format(key=keys["admin"])}
+        headers = {"Authorization": credential.format(key=keys["admin"],
+                                                      revoked=keys["revoked"])}
     r = await world.request(method, path, role=None, headers=headers,
                             **({"json": body} if body is not None else {}))
     if expect == 200:

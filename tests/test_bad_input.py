@@ -389,7 +389,7 @@ OTHER_FIELDS: list[tuple[str, str, list[tuple[str, Any]]]] = [
     ("put-customer-new", "risk_class", [("lower", "aaa"), ("unknown", "Z"), ("empty", ""),
                                         ("int", 1), ("null", None)]),
     ("put-customer-new", "payment_terms_days", [
-        ("string", "30"), ("decimal", Tok("30.0")), ("true", True), ("too-many", 3651),
+        ("string", "30"), ("fraction", Tok("30.5")), ("true", True), ("too-many", 3651),
         ("huge", 10**30)]),
     ("put-customer-new", "blocked", [("string-true", "true"), ("one", 1), ("yes", "yes"),
                                      ("null", None)]),
@@ -410,7 +410,7 @@ OTHER_FIELDS: list[tuple[str, str, list[tuple[str, Any]]]] = [
     ("reject", "reason", [("empty", ""), ("501-chars", LONG), ("false", False),
                           ("null", None), ("nul", "a\x00b")]),
     ("policy", "prepay_required", [("string-false", "false"), ("zero", 0), ("null", None)]),
-    ("policy", "max_days_past_due", [("string", "30"), ("decimal", Tok("20.0")),
+    ("policy", "max_days_past_due", [("string", "30"), ("fraction", Tok("20.5")),
                                      ("negative", -1), ("too-many", 3651), ("true", True),
                                      ("null", None)]),
     ("policy", "prepay_days_past_due", [("string", "60"), ("fraction", 60.5),
@@ -463,9 +463,6 @@ add("amend-currency-is-unknown", on("amend", {"amount": "1500", "currency": "EUR
                                     fields=("body.currency",)))
 add("open-items-duplicate-invoice", on("open-items", {"items": [ITEM, ITEM]},
                                        fields=("body.items",)))
-add("policy-prepay-days-below-max", on("policy", {**ENDPOINTS["policy"].body,
-                                                  "max_days_past_due": 60,
-                                                  "prepay_days_past_due": 30}))
 add("put-customer-new-surrogate-name", on("put-customer-new", Raw(
     b'{"name": "\\ud800", "currency": "EUR", "credit_limit": "1"}'), status=(400, 422),
     code=("validation_error", "invalid_json")))
@@ -525,11 +522,12 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-for _label, _value in [("punctuation", "!!!!"), ("bad-padding", "abc"),
-                       ("no-separator", b64(b"abc")), ("not-a-date", b64(b"yesterday|O1")),
-                       ("not-utf8", b64(b"\xff\xfe|O1")), ("empty-date", b64(b"|O1"))]:
+for _label, _value in [("punctuation", "!!!!"), ("no-separator", "123"),
+                       ("not-a-number", "yesterday~O1"), ("empty-position", "~O1"),
+                       ("19-digits", "1" * 19 + "~O1"), ("bad-order-id", "1~a%20b"),
+                       ("old-format", b64(b"2026-01-01T00:00:00+00:00|O1"))]:
     add(f"holds-cursor-{_label}", Case("GET", f"/v1/holds?cursor={_value}",
-                                       code="invalid_cursor"))
+                                       fields=("query.cursor",)))
 add("holds-cursor-too-long", Case("GET", f"/v1/holds?cursor={'x' * 201}",
                                   fields=("query.cursor",)))
 for _label, _value in [("space", "a%20b"), ("65-chars", "x" * 65), ("unicode", "%C3%A9")]:
@@ -564,14 +562,17 @@ CONFLICTS = [
         **ENDPOINTS["invoice"].body, "customer_id": "NOPE", "order_id": None}, status=404,
         code="customer_not_found", absent=("/v1/customers/NOPE",))),
     ("invoice-order-of-other-customer", on("invoice", {
-        **ENDPOINTS["invoice"].body, "order_id": "O2"}, code="order_customer_mismatch")),
+        **ENDPOINTS["invoice"].body, "order_id": "O2"}, status=409,
+        code="order_customer_mismatch")),
     ("payment-unknown-customer", on("payment", {
         **ENDPOINTS["payment"].body, "customer_id": "NOPE", "invoice_id": None}, status=404,
         code="customer_not_found", absent=("/v1/customers/NOPE",))),
     ("payment-invoice-of-other-customer", on("payment", {
-        **ENDPOINTS["payment"].body, "invoice_id": "I2"}, code="invoice_not_found")),
+        **ENDPOINTS["payment"].body, "invoice_id": "I2"}, status=404,
+        code="invoice_not_found")),
     ("payment-unknown-invoice", on("payment", {
-        **ENDPOINTS["payment"].body, "invoice_id": "NOPE"}, code="invoice_not_found")),
+        **ENDPOINTS["payment"].body, "invoice_id": "NOPE"}, status=404,
+        code="invoice_not_found")),
     ("open-items-invoice-of-other-customer", on("open-items", {"items": [
         {**ITEM, "invoice_id": "I2"}]}, status=409, code="conflict")),
     ("put-customer-currency-change-with-exposure", on("put-customer-replace", {

@@ -55,7 +55,8 @@ def test_sqlite_default_migrate_demo_and_one_check(tmp_path):
 
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(database_url):
-    out = cli("keys", "create", "--role", "warehouse", "--name", "wh-cli", database_url=database_url)
+    out = cli("keys", "create", "--role", "warehouse", "--name", "wh-cli",
+              database_url=database_url)
     assert out.returncode == 0, out.stderr
     last = out.stdout.rstrip("\n").split("\n")[-1]
     assert last.startswith("cg_") and " " not in last

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
@@ -15,9 +15,9 @@ from app.auth.roles import Caller, Role
 from app.auth.tables import api_keys
 from app.errors import Conflict
 from app.ids import new_id
+from app.notify import KEYS_CHANNEL, notify
 
 KEY_PREFIX = "cg_"
-KEYS_CHANNEL = "creditgate_keys"
 
 
 def hash_key(key: str) -> str:
@@ -63,6 +63,5 @@ async def revoke_key(conn: AsyncConnection, name: str) -> bool:
         .values(revoked_at=clock.now()))
     if result.rowcount and conn.dialect.name == "postgresql":
         # Delivered at commit to every process that caches keys (app/auth/verifier.py).
-        await conn.execute(text("SELECT pg_notify(:channel, :name)"),
-                           {"channel": KEYS_CHANNEL, "name": name})
+        await notify(conn, KEYS_CHANNEL, name)
     return bool(result.rowcount)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import Field, StrictBool, StrictInt, model_validator
+from pydantic import Field, StrictBool
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +17,7 @@ from app.db import ALL_CUSTOMERS, Database, touch
 from app.errors import NotFound
 from app.fields import (
     AmountOut,
+    Days,
     NonNegativeAmount,
     Ratio,
     RatioOut,
@@ -26,23 +27,15 @@ from app.fields import (
 )
 from app.ids import new_id
 
-Days = StrictInt
-
 
 class PolicyIn(RequestModel):
     prepay_required: StrictBool = Field(description="Every order of this class must prepay.")
     hold_band: Ratio = Field(description="Tolerance above the limit that still holds "
                                          "instead of prepay, as a fraction.")
-    max_days_past_due: int = Field(ge=0, le=3650, strict=True)
-    prepay_days_past_due: int = Field(ge=0, le=3650, strict=True)
+    max_days_past_due: Days
+    prepay_days_past_due: Days
     overdue_tolerance: NonNegativeAmount
     reason: Text | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PolicyIn:
-        if self.prepay_days_past_due < self.max_days_past_due:
-            raise ValueError("prepay_days_past_due must not be below max_days_past_due")
-        return self
 
     model_config = {"json_schema_extra": {"examples": [{
         "prepay_required": False, "hold_band": "0.20", "max_days_past_due": 30,
@@ -59,6 +52,15 @@ class PolicyOut(ResponseModel):
     overdue_tolerance: AmountOut
     updated_at: dt.datetime | None
     updated_by: str | None
+
+
+class PolicyChangeOut(ResponseModel):
+    change_id: str
+    at: dt.datetime
+    actor: str
+    old: dict[str, Any] | None
+    new: dict[str, Any]
+    note: str | None
 
 
 def _known(risk_class: str) -> None:
@@ -108,6 +110,16 @@ async def put_policy(db: Database, risk_class: str, body: PolicyIn, caller: Call
             old=_jsonable(_params(old)) if old is not None else None, new=_jsonable(new),
             note=body.reason))
     return PolicyOut(risk_class=risk_class, **values)
+
+
+async def policy_history(db: Database, risk_class: str, limit: int) -> list[PolicyChangeOut]:
+    """Who changed a class's parameters, when, from what to what, and why; newest first."""
+    _known(risk_class)
+    stmt = (select(policy_changes).where(policy_changes.c.risk_class == risk_class)
+            .order_by(policy_changes.c.change_id.desc()).limit(limit))
+    async with db.autocommit() as conn:
+        rows = (await conn.execute(stmt)).mappings().all()
+    return [PolicyChangeOut.model_validate(dict(r)) for r in rows]
 
 
 async def _locked(conn: AsyncConnection, risk_class: str) -> Any:

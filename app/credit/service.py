@@ -6,23 +6,25 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from asyncpg import UniqueViolationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.auth.roles import Caller
+from app.credit import pg as pg_sql
 from app.credit import state as credit_state
 from app.credit.entries import Event, decision_entry
 from app.credit.policy import Decision, Exposure, Outcome, unknown_customer
 from app.credit.schemas import CreditCheckIn, DecisionOut, render_decision
 from app.credit.state import CreditState, ExistingOrder
-from app.credit.writer import CheckWrite, Guard, write_check, write_unknown_customer
+from app.credit.writer import CheckWrite, Guard, Written, write_check, write_unknown_customer
 from app.customers.repository import get_entry
-from app.db import Database
-from app.errors import Conflict, Unprocessable
+from app.db import Database, touch
+from app.errors import Conflict, Unprocessable, is_database_unavailable
 from app.ids import new_id
 from app.money import ZERO
-from app.orders.models import Status
+from app.orders.models import Order, Status
 from app.orders.repository import get_order
 
 _STATUS_OF = {Outcome.APPROVE: Status.APPROVED, Outcome.HOLD: Status.HELD,
@@ -42,13 +44,23 @@ def expiry(now: dt.datetime, ttl_days: int) -> dt.datetime:
 
 async def check_credit(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
     """Decide an order; an approval reserves its amount. Replays return the stored decision."""
+    try:
+        return await _check(db, req, caller)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # A pooled connection died with the database's last outage (the pool renews all of
+        # them now). Checks are idempotent by order_id, so one more try is safe: a decision
+        # that did land is found and replayed.
+        return await _check(db, req, caller)
+
+
+async def _check(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
     if req.dry_run:
         return await _dry_run(db, req, caller)
-    if not db.is_sqlite:
-        result = await _optimistic(db, req, caller)
-        if result is not None:
-            return result
-    return await _locked(db, req, caller)
+    if db.is_sqlite:
+        return await _serialised(db, req, caller)
+    return await _optimistic(db, req, caller) or await _locked(db, req, caller)
 
 
 async def _dry_run(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
@@ -59,51 +71,86 @@ async def _dry_run(db: Database, req: CreditCheckIn, caller: Caller) -> CheckRes
 
 
 async def _optimistic(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult | None:
-    """Two round trips, no lock held while deciding; None when the guard failed."""
+    """PostgreSQL, two round trips and no lock held while deciding; None if the guard failed."""
     today, now = clock.today(), clock.now()
     try:
         async with db.autocommit() as conn:
-            state, existing = await credit_state.load_snapshot(
-                conn, req.customer_id, req.order_id, today)
+            pg = await _driver(conn)
+            state, existing = await pg_sql.snapshot(pg, req.customer_id, req.order_id, today)
             if existing is not None:
                 return await _replay(conn, existing, req)
             if state is None:
                 return None
             write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days,
                           guard=True)
-            written = await write_check(conn, write, fused=True)
-    except IntegrityError as exc:
+            touch(req.customer_id)
+            written = await pg_sql.write(pg, write)
+    except (IntegrityError, UniqueViolationError) as exc:
         return await _replay_after_race(db, req, exc)
     if written is None:
         return None
-    entry = {**write.entry, "open_receivables": written.open_receivables,
-             "open_orders": written.open_orders_before,
-             "available": write.effective_limit - written.open_receivables
-             - written.open_orders_before - write.reserve}
-    return CheckResult(render_decision(entry), False, req.channel)
+    return CheckResult(render_decision(_actual(write, written)), False, req.channel)
 
 
 async def _locked(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
-    """The serialised path: lock the account row, then decide and write."""
+    """PostgreSQL, serialised: lock the account row, then decide and write."""
+    today, now = clock.today(), clock.now()
+    try:
+        async with db.autocommit() as conn:
+            pg = await _driver(conn)
+            async with pg.transaction():
+                state, existing = await pg_sql.locked(pg, req.customer_id, req.order_id, today)
+                if existing is not None:
+                    return await _replay(conn, existing, req)
+                write = _plan(state, req, caller, now, today,
+                              db.settings.reservation_ttl_days, guard=False)
+                touch(req.customer_id)
+                if state is None:
+                    await pg_sql.write_unknown(pg, write.order, write.entry)
+                else:
+                    written = await pg_sql.write(pg, write)
+                    assert written is not None, "an unguarded write under the lock lands"
+    except (IntegrityError, UniqueViolationError) as exc:
+        return await _replay_after_race(db, req, exc)
+    return CheckResult(render_decision(write.entry), False, req.channel)
+
+
+async def _serialised(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
+    """SQLite: the whole check inside one write transaction (BEGIN IMMEDIATE)."""
     today, now = clock.today(), clock.now()
     try:
         async with db.begin() as conn:
             state = await credit_state.load_locked(conn, req.customer_id, today)
             order = await get_order(conn, req.order_id)
             if order is not None:
-                existing = ExistingOrder(order.customer_id, order.requested_amount,
-                                         order.currency, order.channel, order.entry_decision_id)
-                return await _replay(conn, existing, req)
+                return await _replay(conn, _existing(order), req)
             write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days,
                           guard=False)
             if state is None:
                 await write_unknown_customer(conn, write.order, write.entry)
             else:
-                written = await write_check(conn, write, fused=not db.is_sqlite)
-                assert written is not None, "an unguarded write under the row lock always lands"
+                assert await write_check(conn, write) is not None
     except IntegrityError as exc:
         return await _replay_after_race(db, req, exc)
     return CheckResult(render_decision(write.entry), False, req.channel)
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's (same pool, same unit of work)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def _actual(write: CheckWrite, written: Written) -> dict[str, Any]:
+    """The decision's figures as they were when the guarded write landed."""
+    recv, before = written.open_receivables, written.open_orders_before
+    return {**write.entry, "open_receivables": recv, "open_orders": before,
+            "available": write.effective_limit - recv - before - write.reserve}
+
+
+def _existing(order: Order) -> ExistingOrder:
+    return ExistingOrder(order.customer_id, order.requested_amount, order.currency,
+                         order.channel, order.entry_decision_id)
 
 
 def _plan(state: CreditState | None, req: CreditCheckIn, caller: Caller, now: dt.datetime,
@@ -165,13 +212,11 @@ async def _replay(conn: AsyncConnection, existing: ExistingOrder, req: CreditChe
     return CheckResult(render_decision(entry), True, req.channel)
 
 
-async def _replay_after_race(db: Database, req: CreditCheckIn, exc: IntegrityError
+async def _replay_after_race(db: Database, req: CreditCheckIn, exc: Exception
                              ) -> CheckResult:
     """An identical request won the race to insert this order: answer with its decision."""
     async with db.autocommit() as conn:
         order = await get_order(conn, req.order_id)
         if order is None:
             raise exc
-        existing = ExistingOrder(order.customer_id, order.requested_amount, order.currency,
-                                 order.channel, order.entry_decision_id)
-        return await _replay(conn, existing, req)
+        return await _replay(conn, _existing(order), req)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.credit.policy import (
@@ -23,7 +23,6 @@ from app.customers.models import Account
 from app.customers.tables import accounts
 from app.db import Database
 from app.money import ZERO
-from app.orders.tables import orders
 from app.receivables.tables import open_items
 
 
@@ -55,7 +54,6 @@ class ExistingOrder:
 
 _POLICY_COLUMNS = ("prepay_required", "hold_band", "max_days_past_due", "prepay_days_past_due",
                    "overdue_tolerance")
-_ORDER_COLUMNS = ("customer_id", "requested_amount", "currency", "channel", "entry_decision_id")
 
 
 def _overdue_columns(customer_id: ColumnElement[Any]) -> list[Any]:
@@ -78,21 +76,8 @@ _STATE = (
 )
 _LOCKED = _STATE.with_for_update(of=accounts)
 
-_one = select(literal(1).label("one")).subquery("one")
-_SNAPSHOT: Select[Any] = (
-    select(*_state_columns(), *(orders.c[n].label(f"o_{n}") for n in _ORDER_COLUMNS))
-    .select_from(
-        _one.outerjoin(accounts, accounts.c.customer_id == bindparam("customer_id"))
-        .outerjoin(policies, policies.c.risk_class == accounts.c.risk_class)
-        # By the full key, so the read stays on one shard when distributed by customer: an
-        # order_id already used by another customer is caught by the write's unique key.
-        .outerjoin(orders, (orders.c.customer_id == bindparam("customer_id"))
-                   & (orders.c.order_id == bindparam("order_id")))
-    )
-)
-
-
-def _state(row: Any, today: dt.date) -> CreditState | None:
+def state_from_row(row: Any, today: dt.date) -> CreditState | None:
+    """A credit state from a row of account, `p_`-prefixed policy and overdue columns."""
     if row["customer_id"] is None:
         return None
     account = Account.from_mapping(row)
@@ -109,7 +94,7 @@ async def load_locked(conn: AsyncConnection, customer_id: str, today: dt.date
     """Lock the account row (FOR UPDATE) and read its credit state; None if unknown."""
     result = await conn.execute(_LOCKED, {"customer_id": customer_id, "today": today})
     row = result.mappings().first()
-    return _state(row, today) if row is not None else None
+    return state_from_row(row, today) if row is not None else None
 
 
 async def load_state(conn: AsyncConnection, customer_id: str, today: dt.date
@@ -117,7 +102,7 @@ async def load_state(conn: AsyncConnection, customer_id: str, today: dt.date
     """The credit state without locking (for reads); None if the customer is unknown."""
     result = await conn.execute(_STATE, {"customer_id": customer_id, "today": today})
     row = result.mappings().first()
-    return _state(row, today) if row is not None else None
+    return state_from_row(row, today) if row is not None else None
 
 
 async def read_state(db: Database, customer_id: str, today: dt.date) -> CreditState | None:
@@ -134,18 +119,6 @@ async def read_state(db: Database, customer_id: str, today: dt.date) -> CreditSt
     if cache is not None and token is not None and state is not None:
         await cache.put_state(customer_id, token, today, state)
     return state
-
-
-async def load_snapshot(conn: AsyncConnection, customer_id: str, order_id: str,
-                        today: dt.date) -> tuple[CreditState | None, ExistingOrder | None]:
-    """Without locking: the credit state and any order already stored under `order_id`."""
-    result = await conn.execute(
-        _SNAPSHOT, {"customer_id": customer_id, "order_id": order_id, "today": today})
-    row = result.mappings().one()
-    existing = None
-    if row["o_customer_id"] is not None:
-        existing = ExistingOrder(**{n: row[f"o_{n}"] for n in _ORDER_COLUMNS})
-    return _state(row, today), existing
 
 
 def state_to_doc(state: CreditState) -> dict[str, Any]:

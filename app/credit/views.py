@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.credit import policies
 from app.credit.policy import RISK_CLASSES
 from app.credit.schemas import CreditCheckIn, DecisionOut
 from app.credit.service import check_credit
 from app.deps import Controller, DbDep, OrderEntry
-from app.http import DecimalRoute, mark_replayed
+from app.errors import within
+from app.http import REPLAYED_HEADER, DecimalRoute, time_left
 from app.metrics import DECISION_SECONDS
 from app.observe import count
 
@@ -24,25 +26,35 @@ RiskClass = Annotated[str, Path(description=f"One of {', '.join(RISK_CLASSES)}")
     200: {"description": "A dry run, or the replay of an earlier identical check "
                          "(header Idempotent-Replayed: true)"}})
 async def post_credit_check(body: CreditCheckIn, db: DbDep, caller: OrderEntry,
-                            request: Request, response: Response) -> DecisionOut:
+                            request: Request) -> Response:
     """Can this order ship on credit? Approve reserves the amount; dry runs record nothing."""
     started = time.perf_counter()
-    result = await check_credit(db, body, caller)
+    result = await within(time_left(request), check_credit(db, body, caller))
+    status, headers = 201, {}
     if result.replayed:
-        mark_replayed(response, True)
+        status, headers = 200, {REPLAYED_HEADER: "true"}
     elif body.dry_run:
-        response.status_code = 200
+        status = 200
     else:
         DECISION_SECONDS.observe(time.perf_counter() - started)
         count(request, [(result.decision, result.channel)])
     request.state.decision = result.decision
-    return result.decision
+    # Already a validated model: rendered directly rather than validated once more.
+    return JSONResponse(result.decision.model_dump(mode="json"), status, headers)
 
 
 @router.get("/v1/policies/{risk_class}", response_model=policies.PolicyOut)
 async def get_policy(risk_class: RiskClass, db: DbDep, _: Controller) -> policies.PolicyOut:
     """The decision parameters of a risk class."""
     return await policies.get_policy(db, risk_class)
+
+
+@router.get("/v1/policies/{risk_class}/history", response_model=list[policies.PolicyChangeOut])
+async def get_policy_history(risk_class: RiskClass, db: DbDep, _: Controller,
+                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                             ) -> list[policies.PolicyChangeOut]:
+    """The audit trail of a class's parameters, newest first."""
+    return await policies.policy_history(db, risk_class, limit)
 
 
 @router.put("/v1/policies/{risk_class}", response_model=policies.PolicyOut)

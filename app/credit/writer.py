@@ -1,10 +1,9 @@
-"""Persisting a credit check: the order, its decision and the account aggregates, atomically.
+"""What a credit check writes: the order, its decision and the account aggregates.
 
-On PostgreSQL this is one statement (data-modifying CTEs), so a check costs two round trips
-in all: one read, one write. The write is guarded: it only applies if what the decision was
-based on is still true, which makes the check race-free without holding a lock while Python
-decides. Elsewhere (SQLite) the same rows are written statement by statement inside the
-caller's transaction, which already holds the write lock.
+`CheckWrite` describes the write; on PostgreSQL app/credit/pg.py performs it as one guarded
+statement (it only lands if what the decision was based on still holds, so nothing is locked
+while Python decides). On SQLite `write_check` performs it statement by statement inside the
+caller's transaction, which already holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, insert, literal, select, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.tables import accounts, credit_file
@@ -80,27 +79,10 @@ def _with_exposure(w: CheckWrite, recv: Any, before: Any) -> dict[str, Any]:
             "available": w.effective_limit - (recv + before + w.reserve)}
 
 
-def _insert_from(table: Any, values: dict[str, Any], source: Any) -> Insert:
-    columns = list(values)
-    row = [v if isinstance(v, ColumnElement) else literal(v, table.c[k].type)
-           for k, v in values.items()]
-    return insert(table).from_select(columns, select(*row).select_from(source))
-
-
-async def write_check(conn: AsyncConnection, w: CheckWrite, *, fused: bool) -> Written | None:
-    """Apply the write; None when the guard no longer holds (nothing was written)."""
+async def write_check(conn: AsyncConnection, w: CheckWrite) -> Written | None:
+    """Apply the write statement by statement; None when the guard no longer holds."""
     touch(w.order["customer_id"])
-    acct_update = _account_update(w)
-    if fused:
-        acct = acct_update.cte("acct")
-        ins_order = _insert_from(orders, w.order, acct).returning(orders.c.order_id).cte("o")
-        entry = _with_exposure(w, acct.c.recv, acct.c.before)
-        ins_entry = (_insert_from(credit_file, entry, acct)
-                     .returning(credit_file.c.entry_id).cte("e"))
-        stmt = select(acct.c.recv, acct.c.before).add_cte(ins_order, ins_entry)
-        row = (await conn.execute(stmt)).first()
-        return Written(row.recv, row.before) if row is not None else None
-    row = (await conn.execute(acct_update)).first()
+    row = (await conn.execute(_account_update(w))).first()
     if row is None:
         return None
     await conn.execute(insert(orders).values(**w.order))

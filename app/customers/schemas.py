@@ -6,31 +6,29 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     field_validator,
 )
 
 from app.credit.schemas import DecisionOut
 from app.fields import (
+    NO_NUL,
     AmountOut,
     Currency,
+    Days,
     IsoDate,
     NonNegativeAmount,
     PositiveAmount,
     RequestModel,
     ResponseModel,
     Text,
-    without_nul,
 )
 
 RiskClass = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "unrated"]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True),
-                 AfterValidator(without_nul)]
-TermsDays = Annotated[StrictInt, Field(ge=0, le=3650)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True,
+                                        pattern=NO_NUL)]
 
 
 class TemporaryLimitIn(RequestModel):
@@ -45,7 +43,7 @@ class AccountIn(RequestModel):
     currency: Currency
     credit_limit: NonNegativeAmount
     risk_class: RiskClass = "unrated"
-    payment_terms_days: TermsDays = 30
+    payment_terms_days: Days = 30
     blocked: StrictBool = False
     block_reason: Text | None = None
     temporary_limit: TemporaryLimitIn | None = None
@@ -56,6 +54,21 @@ class AccountIn(RequestModel):
         "risk_class": "A", "payment_terms_days": 30}]}}
 
 
+NOT_NULL = ("name", "currency", "credit_limit", "risk_class", "payment_terms_days", "blocked")
+
+
+def _no_null(schema: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Publish these optional fields as non-nullable: leaving one out is fine, null is not."""
+    for name in names:
+        prop = schema["properties"][name]
+        kept = [s for s in prop.pop("anyOf", []) if s != {"type": "null"}]
+        if len(kept) == 1:
+            prop.update(kept[0])
+        elif kept:
+            prop["anyOf"] = kept
+        prop.pop("default", None)
+
+
 class AccountPatch(RequestModel):
     """Some fields of an account; `temporary_limit: null` removes the temporary limit."""
 
@@ -63,25 +76,32 @@ class AccountPatch(RequestModel):
     currency: Currency | None = None
     credit_limit: NonNegativeAmount | None = None
     risk_class: RiskClass | None = None
-    payment_terms_days: TermsDays | None = None
+    payment_terms_days: Days | None = None
     blocked: StrictBool | None = None
     block_reason: Text | None = None
     temporary_limit: TemporaryLimitIn | None = None
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
 
-    @field_validator("name", "currency", "credit_limit", "risk_class", "payment_terms_days",
-                     "blocked", mode="before")
+    @field_validator(*NOT_NULL, mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
             raise ValueError("may be left out, but not set to null")
         return value
 
-    model_config = {"json_schema_extra": {"examples": [
-        {"credit_limit": "75000.00", "reason": "annual review"},
-        {"blocked": True, "block_reason": "insolvency filing"},
-        {"temporary_limit": {"amount": "10000.00", "expires_on": "2026-12-31"}},
-    ]}}
+    model_config = {"json_schema_extra": lambda schema: _patch_schema(schema)}
+
+
+PATCH_EXAMPLES = [
+    {"credit_limit": "75000.00", "reason": "annual review"},
+    {"blocked": True, "block_reason": "insolvency filing"},
+    {"temporary_limit": {"amount": "10000.00", "expires_on": "2026-12-31"}},
+]
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    _no_null(schema, NOT_NULL)
+    schema["examples"] = PATCH_EXAMPLES
 
 
 class TemporaryLimitOut(ResponseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import time
 from typing import Annotated
@@ -11,9 +10,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.credit.schemas import DecisionOut
 from app.deps import Controller, DbDep, OrderEntry, OrderReader, Warehouse
-from app.errors import Unprocessable
+from app.errors import within
 from app.fields import ID_PATTERN
-from app.http import DecimalRoute, mark_replayed
+from app.http import DecimalRoute, mark_replayed, time_left
 from app.metrics import DECISION_SECONDS
 from app.observe import count
 from app.orders import service
@@ -21,6 +20,9 @@ from app.orders.repository import list_holds
 from app.orders.schemas import AmendIn, AmendOut, CancelIn, HoldsPage, OrderOut, ReasonIn
 
 router = APIRouter(tags=["orders"], route_class=DecimalRoute)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_MICROS = 253_402_300_799_000_000  # 9999-12-31: any well-formed cursor is a position
+HOLDS_CURSOR = r"^[0-9]{1,18}~[A-Za-z0-9._:-]{1,64}$"
 OrderId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
@@ -34,7 +36,7 @@ async def get_order(order_id: OrderId, db: DbDep, _: OrderReader) -> OrderOut:
 async def amend_order(order_id: OrderId, body: AmendIn, db: DbDep, caller: OrderEntry,
                       request: Request) -> AmendOut:
     """Change an approved order's amount. An increase that is not approved changes nothing."""
-    change = await service.amend(db, order_id, body.amount, caller)
+    change = await within(time_left(request), service.amend(db, order_id, body.amount, caller))
     count(request, change.decided)
     return AmendOut(order=change.order, decision=change.decision)
 
@@ -45,7 +47,7 @@ async def dispatch_check(order_id: OrderId, db: DbDep, caller: Warehouse, reques
                          response: Response) -> DecisionOut:
     """Re-evaluate every rule right before dispatch; approve marks the order shipped."""
     started = time.perf_counter()
-    change = await service.dispatch(db, order_id, caller)
+    change = await within(time_left(request), service.dispatch(db, order_id, caller))
     mark_replayed(response, change.replayed)
     if not change.replayed:
         DECISION_SECONDS.observe(time.perf_counter() - started)
@@ -83,7 +85,8 @@ async def reject_order(order_id: OrderId, body: ReasonIn, db: DbDep, caller: Con
 async def get_holds(
     db: DbDep, _: Controller,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(pattern=HOLDS_CURSOR,
+                                        description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> HoldsPage:
     """Held orders waiting for a controller, oldest first."""
@@ -99,16 +102,11 @@ async def get_holds(
 
 
 def _encode_cursor(at: dt.datetime, order_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{order_id}".encode()).decode()
+    """A position in the queue: microseconds since the epoch, then the order id."""
+    micros = (at - EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}~{order_id}"
 
 
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        at, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        moment = dt.datetime.fromisoformat(at)
-        if moment.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return moment, order_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable("cursor is not one this API returned", code="invalid_cursor"
-                            ) from exc
+    micros, order_id = cursor.split("~", 1)
+    return EPOCH + dt.timedelta(microseconds=min(int(micros), MAX_MICROS)), order_id

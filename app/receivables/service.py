@@ -115,8 +115,8 @@ async def _consume(conn: AsyncConnection, body: InvoiceIn, now: dt.datetime
     if order is None:
         return ZERO, ZERO, None
     if order.customer_id != body.customer_id:
-        raise Unprocessable(f"order {body.order_id} belongs to another customer",
-                            code="order_customer_mismatch")
+        raise Conflict(f"order {body.order_id} belongs to another customer",
+                       code="order_customer_mismatch")
     invoiced = order.invoiced + body.amount
     consumed = min(body.amount, order.reserved) if order.status in RESERVING else ZERO
     reserved = order.reserved - consumed
@@ -194,8 +194,8 @@ async def _allocate(conn: AsyncConnection, body: PaymentIn, now: dt.datetime
     if body.invoice_id is not None:
         item = await repo.get_item(conn, body.invoice_id)
         if item is None or item["customer_id"] != body.customer_id:
-            raise Unprocessable(f"{body.customer_id} has no invoice {body.invoice_id}",
-                                code="invoice_not_found")
+            raise NotFound(f"{body.customer_id} has no invoice {body.invoice_id}",
+                           code="invoice_not_found")
         take(item["invoice_id"], item["open_amount"], item["due_on"])
     else:
         after = None

@@ -60,7 +60,7 @@ async def test_invoice_for_an_order_of_another_customer_is_refused(api):
     r = await api.post("/v1/invoices", {"invoice_id": "I1", "customer_id": "C2", "amount": "50",
                                         "currency": "EUR", "due_on": days(1), "order_id": "O1"},
                        role="ledger")
-    assert r.status_code == 422 and r.json()["code"] == "order_customer_mismatch"
+    assert r.status_code == 409 and r.json()["code"] == "order_customer_mismatch"
     assert (await exposure(api, "C2"))["open_receivables"] == "0.00"
 
 
