@@ -10,11 +10,13 @@ from contextvars import ContextVar
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, MetaData, Numeric, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
 from app.money import SCALE
 from app.settings import Settings
@@ -85,9 +87,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 # A ratio with at most four decimals needs exactly the storage money has.
 ExactRatio = Money
 
-def partial_index(name: str, *columns: str, where: str) -> Index:
-    """An index over the rows matching `where` only (PostgreSQL and SQLite alike)."""
-    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+def partial_index(name: str, *columns: str, where: str, include: tuple[str, ...] = ()
+                  ) -> Index:
+    """An index over the rows matching `where` only (PostgreSQL and SQLite alike);
+    `include` adds payload columns on PostgreSQL, for index-only scans."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where),
+                 postgresql_include=list(include))
 
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
@@ -133,6 +138,26 @@ class Database:
         """A connection where each statement commits on its own (one round trip, no BEGIN)."""
         async with self._unit_of_work(), self._autocommit.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """A pooled connection's own asyncpg connection, for the hot path's plain SQL.
+
+        Skips SQLAlchemy's Connection (same pool, same unit of work); statements commit on
+        their own unless wrapped in the driver's `transaction()`.
+        """
+        async with self._unit_of_work():
+            pooled = await self.engine.raw_connection()
+            try:
+                yield pooled.driver_connection
+            except asyncpg.PostgresError:
+                raise  # the server refused a statement; the connection itself is fine
+            except BaseException:
+                # Broken, or abandoned mid-statement by a deadline: never hand it out again.
+                pooled.invalidate()
+                raise
+            finally:
+                await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[None]:

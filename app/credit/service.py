@@ -73,20 +73,19 @@ async def _dry_run(db: Database, req: CreditCheckIn, caller: Caller) -> CheckRes
 async def _optimistic(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult | None:
     """PostgreSQL, two round trips and no lock held while deciding; None if the guard failed."""
     today, now = clock.today(), clock.now()
+    written = None
     try:
-        async with db.autocommit() as conn:
-            pg = await _driver(conn)
+        async with db.driver() as pg:
             state, existing = await pg_sql.snapshot(pg, req.customer_id, req.order_id, today)
-            if existing is not None:
-                return await _replay(conn, existing, req)
-            if state is None:
-                return None
-            write = _plan(state, req, caller, now, today, db.settings.reservation_ttl_days,
-                          guard=True)
-            touch(req.customer_id)
-            written = await pg_sql.write(pg, write)
-    except (IntegrityError, UniqueViolationError) as exc:
+            if existing is None and state is not None:
+                write = _plan(state, req, caller, now, today,
+                              db.settings.reservation_ttl_days, guard=True)
+                touch(req.customer_id)
+                written = await pg_sql.write(pg, write)
+    except UniqueViolationError as exc:
         return await _replay_after_race(db, req, exc)
+    if existing is not None:
+        return await _replay_of(db, existing, req)
     if written is None:
         return None
     return CheckResult(render_decision(_actual(write, written)), False, req.channel)
@@ -96,12 +95,9 @@ async def _locked(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResu
     """PostgreSQL, serialised: lock the account row, then decide and write."""
     today, now = clock.today(), clock.now()
     try:
-        async with db.autocommit() as conn:
-            pg = await _driver(conn)
-            async with pg.transaction():
-                state, existing = await pg_sql.locked(pg, req.customer_id, req.order_id, today)
-                if existing is not None:
-                    return await _replay(conn, existing, req)
+        async with db.driver() as pg, pg.transaction():
+            state, existing = await pg_sql.locked(pg, req.customer_id, req.order_id, today)
+            if existing is None:
                 write = _plan(state, req, caller, now, today,
                               db.settings.reservation_ttl_days, guard=False)
                 touch(req.customer_id)
@@ -110,8 +106,10 @@ async def _locked(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResu
                 else:
                     written = await pg_sql.write(pg, write)
                     assert written is not None, "an unguarded write under the lock lands"
-    except (IntegrityError, UniqueViolationError) as exc:
+    except UniqueViolationError as exc:
         return await _replay_after_race(db, req, exc)
+    if existing is not None:
+        return await _replay_of(db, existing, req)
     return CheckResult(render_decision(write.entry), False, req.channel)
 
 
@@ -133,12 +131,6 @@ async def _serialised(db: Database, req: CreditCheckIn, caller: Caller) -> Check
     except IntegrityError as exc:
         return await _replay_after_race(db, req, exc)
     return CheckResult(render_decision(write.entry), False, req.channel)
-
-
-async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under SQLAlchemy's (same pool, same unit of work)."""
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
 
 
 def _actual(write: CheckWrite, written: Written) -> dict[str, Any]:
@@ -210,6 +202,12 @@ async def _replay(conn: AsyncConnection, existing: ExistingOrder, req: CreditChe
                        "use a new order_id, or PATCH the order to change its amount")
     entry: Any = await get_entry(conn, existing.customer_id, existing.entry_decision_id)
     return CheckResult(render_decision(entry), True, req.channel)
+
+
+async def _replay_of(db: Database, existing: ExistingOrder, req: CreditCheckIn
+                     ) -> CheckResult:
+    async with db.autocommit() as conn:
+        return await _replay(conn, existing, req)
 
 
 async def _replay_after_race(db: Database, req: CreditCheckIn, exc: Exception
