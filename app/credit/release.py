@@ -32,9 +32,11 @@ async def auto_release(conn: AsyncConnection, customer_id: str, *, today: dt.dat
     exposure = state.account.exposure
     entries: list[dict[str, Any]] = []
     decided: Decided = []
-    released = ZERO
+    released = held_off = ZERO
     for order in await held_orders(conn, customer_id):
-        decision = state.evaluate(order.amount, today, exposure=exposure)
+        # What an invoice already took into receivables is not reserved a second time.
+        remaining = order.amount - order.invoiced
+        decision = state.evaluate(remaining, today, exposure=exposure)
         if not decision.approved:
             continue
         expires_at = now + dt.timedelta(days=ttl_days)
@@ -44,16 +46,17 @@ async def auto_release(conn: AsyncConnection, customer_id: str, *, today: dt.dat
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.AUTO_RELEASE, actor="system",
             customer_id=customer_id, order_id=order.order_id, decision=release,
-            amount=order.amount, currency=order.currency, exposure=exposure,
-            reserved=order.amount, expires_at=expires_at)
+            amount=remaining, currency=order.currency, exposure=exposure,
+            reserved=remaining, expires_at=expires_at)
         entries.append(entry)
         decided.append((render_decision(entry), order.channel))
-        await update_order(conn, order, status=Status.APPROVED.value, reserved=order.amount,
+        await update_order(conn, order, status=Status.APPROVED.value, reserved=remaining,
                            expires_at=expires_at, updated_at=now)
-        exposure = Exposure(exposure.open_receivables, exposure.open_orders + order.amount)
-        released += order.amount
+        exposure = Exposure(exposure.open_receivables, exposure.open_orders + remaining)
+        released += remaining
+        held_off += order.amount
     if entries:
-        await apply_deltas(conn, customer_id, now, orders=released, held_amount=-released,
+        await apply_deltas(conn, customer_id, now, orders=released, held_amount=-held_off,
                            held_count=-len(entries))
         await add_entries(conn, entries)
     return decided

@@ -217,15 +217,16 @@ async def release(db: Database, order_id: str, caller: Caller, reason: str) -> C
         decision = release_decision(ReasonCode.MANUAL_RELEASE,
                                     state.account.effective_limit(today),
                                     f"released by {caller.name}: {reason}")
+        remaining = order.amount - order.invoiced  # an invoice may have taken part already
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.MANUAL_RELEASE, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,
-            amount=order.amount, currency=order.currency, exposure=state.account.exposure,
-            reserved=order.amount, expires_at=expires_at, note=reason)
+            amount=remaining, currency=order.currency, exposure=state.account.exposure,
+            reserved=remaining, expires_at=expires_at, note=reason)
         await add_entries(conn, [entry])
         await update_order(conn, order, status=Status.APPROVED.value, released=True,
-                           reserved=order.amount, expires_at=expires_at, updated_at=now)
-        await apply_deltas(conn, order.customer_id, now, orders=order.amount,
+                           reserved=remaining, expires_at=expires_at, updated_at=now)
+        await apply_deltas(conn, order.customer_id, now, orders=remaining,
                            held_amount=-order.amount, held_count=-1)
         rendered = render_decision(entry)
         return Change(await _refreshed(conn, order), rendered,

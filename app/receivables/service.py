@@ -97,13 +97,20 @@ async def post_invoice(db: Database, body: InvoiceIn, caller: Caller) -> Posted:
 
 
 def _invoice_replay(existing: Any, body: InvoiceIn) -> dict[str, Any]:
-    same = (existing["customer_id"] == body.customer_id and existing["amount"] == body.amount
-            and existing["currency"] == body.currency and existing["due_on"] == body.due_on
-            and existing["issued_on"] == body.issued_on
-            and existing["order_id"] == body.order_id)
-    if not same or existing["response"] is None:
+    # Compared with the request as it was first recorded: a later snapshot may have moved
+    # the invoice's due date, which does not make a retry of the original a different request.
+    original = existing["response"]
+    if original is None:  # known only from an ERP snapshot, never posted here
         raise _conflict("invoice", body.invoice_id)
-    return dict(existing["response"])
+    same = (original["customer_id"] == body.customer_id
+            and Decimal(original["amount"]) == body.amount
+            and original["currency"] == body.currency
+            and original["due_on"] == body.due_on.isoformat()
+            and original["issued_on"] == (body.issued_on.isoformat() if body.issued_on else None)
+            and original["order_id"] == body.order_id)
+    if not same:
+        raise _conflict("invoice", body.invoice_id)
+    return dict(original)
 
 
 async def _consume(conn: AsyncConnection, body: InvoiceIn, now: dt.datetime
