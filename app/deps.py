@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPBearer
 
 from app.auth.roles import Caller, Role
 from app.auth.verifier import KeyVerifier, Miss
@@ -35,16 +34,11 @@ def _bearer(request: Request) -> str:
     return key.strip()
 
 
-_SCHEME = HTTPBearer(auto_error=False, scheme_name="apiKey",
-                     description="`Authorization: Bearer <api key>`")
-
-
 def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting the given roles (and controller/admin, who may call everything)."""
     allowed = frozenset(roles)
 
-    async def caller(request: Request,
-                     _declared: Annotated[object, Depends(_SCHEME)] = None) -> Caller:
+    async def caller(request: Request) -> Caller:
         key = _bearer(request)
         verifier: KeyVerifier = request.app.state.keys
         found = verifier.cached(key)

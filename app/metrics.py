@@ -6,8 +6,10 @@ start; this module must be imported after that.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +45,19 @@ DB_POOL_IN_USE = Gauge("creditgate_db_pool_connections_in_use", "Database connec
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+@functools.lru_cache(maxsize=4096)
+def http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and duration histogram of one (method, route, status); memoised
+    because `labels()` validates its arguments on every call."""
+    return (HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_SECONDS.labels(method, route))
+
+
+@functools.lru_cache(maxsize=4096)
+def decision_series(outcome: str, reason: str, channel: str) -> Any:
+    return DECISIONS.labels(outcome, reason, channel)
+
+
 class Channels:
     """Maps a request's channel to a bounded label set (no unbounded label values)."""
 
@@ -59,8 +74,8 @@ def count_decisions(decided: Iterable[tuple[DecisionOut, str | None]], channels:
                     ) -> None:
     """One increment per decision, labelled with its primary reason."""
     for decision, channel in decided:
-        DECISIONS.labels(decision.outcome, primary_reason(decision),
-                         channels.label(channel)).inc()
+        decision_series(decision.outcome, primary_reason(decision),
+                        channels.label(channel)).inc()
 
 
 def primary_reason(decision: DecisionOut) -> str:

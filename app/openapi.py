@@ -63,12 +63,18 @@ def _document(app: FastAPI) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM
+    # Declared here rather than by a per-request dependency: authentication itself is
+    # app/deps.py's `require`, on every /v1 route.
+    doc["components"]["securitySchemes"] = {"apiKey": {
+        "type": "http", "scheme": "bearer",
+        "description": "`Authorization: Bearer <api key>` (`creditgate keys create`)"}}
     problem_ref = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in doc.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if not path.startswith("/v1/"):
                 continue
+            operation["security"] = [{"apiKey": []}]
             has_body = "requestBody" in operation
             for status, description in _ERRORS.items():
                 if status in _BODYLESS and not has_body:

@@ -129,10 +129,8 @@ def state_to_doc(state: CreditState) -> dict[str, Any]:
 
 
 def state_from_doc(doc: dict[str, Any]) -> CreditState:
-    fields = Account.__dataclass_fields__
-    account = Account(**{k: _typed(fields[k].type, v) for k, v in doc["account"].items()})
-    pfields = PolicyParams.__dataclass_fields__
-    policy = PolicyParams(**{k: _typed(pfields[k].type, v) for k, v in doc["policy"].items()})
+    account = Account(**_revive(doc["account"], _ACCOUNT_TYPES))
+    policy = PolicyParams(**_revive(doc["policy"], _POLICY_TYPES))
     overdue = Overdue(doc["overdue"]["days"], Decimal(doc["overdue"]["amount"]))
     return CreditState(account, policy, overdue)
 
@@ -145,15 +143,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _typed(annotation: Any, value: Any) -> Any:
+def _reviver(annotation: str) -> Any:
     # Field annotations are strings here (postponed evaluation); they name the type plainly.
-    if value is None:
-        return None
-    text = str(annotation)
-    if "Decimal" in text:
-        return Decimal(value)
-    if "datetime" in text:
-        return dt.datetime.fromisoformat(value)
-    if "date" in text:
-        return dt.date.fromisoformat(value)
-    return value
+    if "Decimal" in annotation:
+        return Decimal
+    if "datetime" in annotation:
+        return dt.datetime.fromisoformat
+    if "date" in annotation:
+        return dt.date.fromisoformat
+    return None
+
+
+def _types(cls: Any) -> dict[str, Any]:
+    return {name: _reviver(str(f.type)) for name, f in cls.__dataclass_fields__.items()}
+
+
+_ACCOUNT_TYPES = _types(Account)
+_POLICY_TYPES = _types(PolicyParams)
+
+
+def _revive(values: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if v is None or types[k] is None else types[k](v) for k, v in values.items()}
