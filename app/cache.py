@@ -15,6 +15,7 @@ and a process that cannot hear such signals does not read from the cache at all.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -59,6 +60,10 @@ class Cache:
         self._cooldown = cooldown
         self._down_until = 0.0
         self._dirty = False
+        self._pending: dict[str, str] = {}
+        self._pending_epoch = False
+        self._next: asyncio.Future[bool] | None = None
+        self._sending = False
         self.trusted: Callable[[], bool] = lambda: True
 
     @property
@@ -109,20 +114,38 @@ class Cache:
         if not self.available:
             self._dirty = True
             return False
-        # A version is any new unique token (equality is all a reader checks), so one SET
-        # with its expiry does it: the common case is a single command.
-        versions = {self._ver + c: secrets.token_hex(8) for c in customer_ids - {ALL_CUSTOMERS}}
+        # A version is any new unique token (equality is all a reader checks). Invalidations
+        # that arrive while one is in flight share the next pipeline: under load one round
+        # trip serves many requests, and each still waits for its own before answering.
+        for customer_id in customer_ids - {ALL_CUSTOMERS}:
+            self._pending[self._ver + customer_id] = secrets.token_hex(8)
+        self._pending_epoch |= ALL_CUSTOMERS in customer_ids
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        done = self._next
+        if not self._sending:
+            self._sending = True
+            asyncio.get_running_loop().create_task(self._send_pending())
+        return await asyncio.shield(done)
+
+    async def _send_pending(self) -> None:
         try:
-            if ALL_CUSTOMERS in customer_ids or len(versions) > 1:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    if ALL_CUSTOMERS in customer_ids:
-                        pipe.incr(self._epoch)
-                    for key, token in versions.items():
-                        pipe.set(key, token, ex=VERSION_TTL)
-                    await pipe.execute()
-            else:
-                ((key, token),) = versions.items()
-                await self._redis.set(key, token, ex=VERSION_TTL)
+            while self._next is not None:
+                done, self._next = self._next, None
+                versions, self._pending = self._pending, {}
+                epoch, self._pending_epoch = self._pending_epoch, False
+                done.set_result(await self._send(versions, epoch))
+        finally:
+            self._sending = False
+
+    async def _send(self, versions: dict[str, str], epoch: bool) -> bool:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if epoch:
+                    pipe.incr(self._epoch)
+                for key, token in versions.items():
+                    pipe.set(key, token, ex=VERSION_TTL)
+                await pipe.execute()
         except Exception as exc:  # noqa: BLE001
             self._dirty = True
             self._failed(exc)
