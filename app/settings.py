@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     reservation_ttl_days: int = Field(default=30, ge=1, le=3650)
     expire_interval_seconds: float = Field(default=60.0, ge=0)
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_size: int = Field(default=16, ge=1, le=200)
+    db_max_overflow: int = Field(default=8, ge=0, le=200)
     db_timeout_seconds: float = Field(default=2.0, gt=0)
     db_pgbouncer: bool = False
     key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
