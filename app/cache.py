@@ -30,8 +30,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.credit.state import CreditState, state_from_doc, state_to_doc
-from app.db import ALL_CUSTOMERS
+from app.db import ALL_CUSTOMERS, Database, OnCommit
 from app.metrics import CACHE_REQUESTS
+from app.notify import CACHE_CHANNEL, notify
 
 log = logging.getLogger("creditgate.cache")
 # A version outlives every entry stored under it by far (entries live `ttl` seconds), so an
@@ -181,6 +182,26 @@ class Cache:
             log.warning("redis unavailable (%s); using PostgreSQL alone for %.1f s",
                         type(exc).__name__, self._cooldown)
         self._down_until = time.monotonic() + self._cooldown
+
+
+def retire_after_commit(db: Database, cache: Cache | None) -> OnCommit:
+    """What every committed change of a customer must do to the read caches of every process.
+
+    Retire the customer's entries in Redis; where that fails (or this process has no Redis,
+    like a CLI run without REDIS_URL) tell every serving process over NOTIFY, which makes
+    each retire the whole cache before its next use.
+    """
+
+    async def after_commit(touched: set[str]) -> None:
+        if cache is not None and await cache.invalidate(touched):
+            return
+        try:
+            async with db.autocommit() as conn:
+                await notify(conn, CACHE_CHANNEL)
+        except Exception:
+            log.warning("could not signal a lost cache invalidation", exc_info=True)
+
+    return after_commit
 
 
 def _text(value: Any) -> str:

@@ -64,13 +64,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _with_db(work: Callable[[Any], Awaitable[int]]) -> int:
+    from app.cache import Cache, retire_after_commit
     from app.db import Database
 
     async def runner() -> int:
-        db = Database(get_settings())
+        settings = get_settings()
+        db = Database(settings)
+        cache = None
+        if not settings.is_sqlite:
+            # Running servers may hold cached states of the customers this command changes.
+            if settings.redis_url and not settings.db_pgbouncer:
+                cache = Cache(settings.redis_url, timeout=settings.redis_timeout_seconds,
+                              namespace=settings.cache_namespace)
+            db.on_commit = retire_after_commit(db, cache)
         try:
             return await work(db)
         finally:
+            if cache is not None:
+                await cache.close()
             await db.dispose()
 
     return asyncio.run(runner())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -31,10 +32,22 @@ class ImportError_(Exception):
         self.problems = problems
 
 
-def read_items(path: Path) -> dict[str, list[OpenItemIn]]:
+@dataclass
+class OpenItemsFile:
+    """A validated export: items per customer, and where each came from in the file."""
+
+    groups: dict[str, list[OpenItemIn]] = field(default_factory=lambda: defaultdict(list))
+    line_of_invoice: dict[str, int] = field(default_factory=dict)
+    first_line_of: dict[str, int] = field(default_factory=dict)
+
+    def lines_of(self, invoice_ids: list[str]) -> str:
+        return ", ".join(f"line {self.line_of_invoice[i]} ({i})" for i in invoice_ids
+                         if i in self.line_of_invoice)
+
+
+def read_items(path: Path, max_rows: int = MAX_ROWS) -> OpenItemsFile:
     """Parse and validate the whole file first; every problem names its line."""
-    groups: dict[str, list[OpenItemIn]] = defaultdict(list)
-    seen: dict[str, int] = {}
+    parsed = OpenItemsFile()
     problems: list[str] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -44,24 +57,26 @@ def read_items(path: Path) -> dict[str, list[OpenItemIn]]:
                                 f"{','.join(COLUMNS)}"])
         for row in reader:
             line = reader.line_num
-            if line > MAX_ROWS + 1:
-                raise ImportError_([f"line {line}: more than {MAX_ROWS} rows; split the file"])
-            problem = _check_row(row, line, groups, seen)
+            if line > max_rows + 1:
+                raise ImportError_([f"line {line}: more than {max_rows} rows; split the file "
+                                    "(nothing was read into the database)"])
+            problem = _check_row(row, line, parsed)
             if problem:
                 problems.append(problem)
                 if len(problems) >= MAX_PROBLEMS:
                     problems.append("(stopped after 50 problems)")
                     break
-    for customer_id, items in groups.items():
+    for customer_id, items in parsed.groups.items():
         if len(items) > MAX_SNAPSHOT_ITEMS:
-            problems.append(f"customer {customer_id}: more than {MAX_SNAPSHOT_ITEMS} items")
+            problems.append(f"customer {customer_id} (from line "
+                            f"{parsed.first_line_of[customer_id]}): more than "
+                            f"{MAX_SNAPSHOT_ITEMS} items")
     if problems:
         raise ImportError_(problems)
-    return groups
+    return parsed
 
 
-def _check_row(row: dict[str, str | None], line: int, groups: dict[str, list[OpenItemIn]],
-               seen: dict[str, int]) -> str | None:
+def _check_row(row: dict[str, str | None], line: int, parsed: OpenItemsFile) -> str | None:
     customer_id = row.get("customer_id") or ""
     if not _ID.match(customer_id):
         return f"line {line}: customer_id: must be 1-64 characters of [A-Za-z0-9._:-]"
@@ -71,16 +86,19 @@ def _check_row(row: dict[str, str | None], line: int, groups: dict[str, list[Ope
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         return f"line {line}: {field}: {first['msg']}"
+    seen = parsed.line_of_invoice
     if item.invoice_id in seen:
         return f"line {line}: invoice_id {item.invoice_id} already on line {seen[item.invoice_id]}"
     seen[item.invoice_id] = line
-    groups[customer_id].append(item)
+    parsed.first_line_of.setdefault(customer_id, line)
+    parsed.groups[customer_id].append(item)
     return None
 
 
 async def import_open_items(db: Database, path: Path) -> list[str]:
     """Replace the open items of every customer in the file, in one transaction."""
-    groups = read_items(path)
+    parsed = read_items(path)
+    groups = parsed.groups
     today, now = clock.today(), clock.now()
     summary: list[str] = []
     try:
@@ -96,5 +114,12 @@ async def import_open_items(db: Database, path: Path) -> list[str]:
                     f"receivables {result.open_receivables_before} -> "
                     f"{result.open_receivables_after}")
     except AppError as exc:
-        raise ImportError_([f"customer {customer_id}: {exc.detail}"]) from exc
+        raise ImportError_([_located(parsed, customer_id, exc)]) from exc
     return summary
+
+
+def _located(parsed: OpenItemsFile, customer_id: str, exc: AppError) -> str:
+    """A refusal from the ledger, pointed at the lines of the file that caused it."""
+    named = parsed.lines_of(list(exc.extra.get("invoice_ids", [])))
+    where = named or f"line {parsed.first_line_of[customer_id]}"
+    return f"{where}: customer {customer_id}: {exc.detail}"

@@ -11,13 +11,13 @@ from fastapi import FastAPI
 
 from app import errors, logs, metrics, openapi
 from app.auth.verifier import KeyVerifier
-from app.cache import Cache
+from app.cache import Cache, retire_after_commit
 from app.credit.views import router as credit_router
 from app.customers.views import router as customers_router
 from app.db import Database
 from app.limits import BodyLimit, RateLimiter
 from app.metrics import Channels
-from app.notify import CACHE_CHANNEL, Notifications, notify
+from app.notify import CACHE_CHANNEL, Notifications
 from app.ops import expiry_loop
 from app.ops import router as ops_router
 from app.orders.views import router as orders_router
@@ -92,18 +92,8 @@ def _use_cache(db: Database, notes: Notifications, url: str) -> None:
     cache.trusted = lambda: notes.connected
     notes.subscribe(CACHE_CHANNEL, cache.mark_dirty)
     notes.watch(cache.mark_dirty)  # while deaf, some process may have signalled in vain
-
-    async def after_commit(touched: set[str]) -> None:
-        if await cache.invalidate(touched):
-            return
-        try:
-            async with db.autocommit() as conn:
-                await notify(conn, CACHE_CHANNEL)
-        except Exception:
-            log.warning("could not signal a lost cache invalidation", exc_info=True)
-
     db.cache = cache
-    db.on_commit = after_commit
+    db.on_commit = retire_after_commit(db, cache)
 
 
 async def _sample_pool_use(db: Database) -> None:

@@ -27,6 +27,11 @@ PROBLEM = {
                                      "message": {"type": "string"}}},
         },
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "invoice_ids": {
+            "type": "array", "items": {"type": "string"},
+            "description": "For a refused open-items snapshot: the items that caused it "
+                           "(at most 100).",
+        },
     },
 }
 _ERRORS = {

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.tables import accounts
+from app.db import touch
 from app.money import ZERO
 from app.orders.models import RESERVING, Status
 from app.orders.tables import orders
@@ -79,5 +80,6 @@ async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
         if d.aggregate in AGGREGATES:
             await conn.execute(update(accounts).where(accounts.c.customer_id == d.customer_id)
                                .values({d.aggregate: d.recomputed}))
+            touch(d.customer_id)
             fixed += 1
     return fixed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,15 +12,18 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.importer import ImportError_, read_items
+from app.metrics import CACHE_REQUESTS
 from tests.helpers import account, check, days, exposure, invoice
 from tests.server import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, database_url: str | None, cwd: Path = ROOT
-        ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+def cli(*args: str, database_url: str | None, cwd: Path = ROOT,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
+           } | (env or {})
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd, env=env,
@@ -132,3 +136,73 @@ async def test_expire_command(api, db, database_url):
     out = cli("expire", database_url=database_url)
     assert out.returncode == 0 and "expired 1 reservations" in out.stdout
     assert (await exposure(api))["open_orders"] == "0.00"
+
+
+def _hits() -> float:
+    return CACHE_REQUESTS.labels("hit")._value.get()
+
+
+@pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "notify-only"])
+async def test_cli_changes_retire_what_servers_cached(api, db, settings, database_url,
+                                                      with_redis):
+    """A batch job (here `creditgate expire`) must not leave servers answering from the cache.
+
+    With REDIS_URL the command retires the customer's entry itself; without it, it signals
+    every serving process over NOTIFY and they retire their whole cache.
+    """
+    await account(api, limit="1000")
+    await check(api, "O1", "200")
+    assert (await exposure(api))["open_orders"] == "200.00"
+    hits = _hits()
+    assert (await exposure(api))["open_orders"] == "200.00"
+    assert _hits() == hits + 1, "the second read is served from Redis"
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE orders SET expires_at = now() - interval '1 second'"))
+    env = {"CREDITGATE_CACHE_NAMESPACE": settings.cache_namespace}
+    if with_redis:
+        env["REDIS_URL"] = settings.redis_url
+    out = cli("expire", database_url=database_url, env=env)
+    assert out.returncode == 0 and "expired 1 reservations" in out.stdout, out.stderr
+    deadline = asyncio.get_running_loop().time() + 3
+    while (seen := (await exposure(api))["open_orders"]) != "0.00":
+        assert not with_redis, "the command retired the entry before it exited"
+        assert asyncio.get_running_loop().time() < deadline, f"still cached: {seen}"
+        await asyncio.sleep(0.05)
+
+
+async def test_import_names_the_line_of_an_item_the_ledger_refuses(api, database_url,
+                                                                   tmp_path):
+    await account(api, "A", limit="1000")
+    await account(api, "B", limit="1000", currency="USD")
+    await invoice(api, "B-7", "10", customer_id="B", currency="USD")
+    csv = tmp_path / "items.csv"
+    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
+                   f"A,A-1,100,EUR,{days(10)}\n"
+                   f"A,A-2,5,USD,{days(10)}\n")
+    out = cli("import-open-items", str(csv), database_url=database_url)
+    assert out.returncode == 1
+    assert "line 3 (A-2): customer A: items not in EUR" in out.stderr, out.stderr
+    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
+                   f"A,A-1,100,EUR,{days(10)}\n"
+                   f"A,B-7,5,EUR,{days(10)}\n")
+    out = cli("import-open-items", str(csv), database_url=database_url)
+    assert out.returncode == 1
+    assert "line 3 (B-7): customer A: invoice ids belong to other customers" in out.stderr
+    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
+                   f"A,A-1,100,EUR,{days(10)}\n"
+                   f"ZZ,Z-1,5,EUR,{days(10)}\n")
+    out = cli("import-open-items", str(csv), database_url=database_url)
+    assert out.returncode == 1 and "line 3: customer ZZ: no credit account" in out.stderr
+    assert (await exposure(api, "A"))["open_receivables"] == "0.00"
+    assert (await exposure(api, "B"))["open_receivables"] == "10.00"
+
+
+def test_import_refuses_a_file_over_the_row_cap_before_touching_the_database(tmp_path):
+    csv = tmp_path / "items.csv"
+    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
+                   + "".join(f"A,A-{n},1,EUR,2026-12-01\n" for n in range(6)))
+    with pytest.raises(ImportError_) as refused:
+        read_items(csv, max_rows=5)
+    assert refused.value.problems == [
+        "line 7: more than 5 rows; split the file (nothing was read into the database)"]
+    assert len(read_items(csv, max_rows=6).groups["A"]) == 6

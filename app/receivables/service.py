@@ -237,11 +237,12 @@ async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[Op
     wrong = [i.invoice_id for i in items if i.currency != currency]
     if wrong:
         raise Unprocessable(f"items not in {currency}: {', '.join(wrong[:10])}",
-                            code="currency_mismatch")
+                            code="currency_mismatch", extra={"invoice_ids": wrong[:100]})
     elsewhere = await repo.owners_elsewhere(conn, customer_id, (i.invoice_id for i in items))
     if elsewhere:
         raise Conflict("invoice ids belong to other customers: "
-                       + ", ".join(sorted(elsewhere)[:10]))
+                       + ", ".join(sorted(elsewhere)[:10]),
+                       extra={"invoice_ids": sorted(elsewhere)[:100]})
     known = await repo.items_of(conn, customer_id)
     added, changed, new_rows, updates = [], [], [], []
     for item in items:
