@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from sqlalchemy import update
 
+from app.main import create_app
+from app.metrics import RESERVATIONS_EXPIRED
 from app.orders.service import expire_reservations
 from app.orders.tables import orders
+from app.settings import Settings
 from tests.helpers import account, check, exposure, invoice, order, pay
 
 
@@ -218,3 +222,35 @@ async def test_expiry_releases_the_reservation(api, db):
     assert (await order(api, "H"))["status"] == "approved"
     assert (await exposure(api))["open_orders"] == "600.00"
     assert (await expire_reservations(db)).expired == 0
+
+
+async def test_reservations_last_the_default_thirty_days(api):
+    assert Settings.model_fields["reservation_ttl_days"].default == 30
+    await account(api, limit="1000")
+    decision = await check(api, "O1", "100")
+    decided = dt.datetime.fromisoformat(decision["decided_at"])
+    assert dt.datetime.fromisoformat(decision["expires_at"]) - decided == dt.timedelta(days=30)
+    assert (await order(api, "O1"))["expires_at"] == decision["expires_at"]
+
+
+async def test_the_app_expires_lapsed_reservations_by_itself(api, db, settings, keys):
+    """The periodic task inside the app, not only `creditgate expire`."""
+    await account(api, limit="1000")
+    await check(api, "O1", "900")
+    await check(api, "O2", "200")  # held: 1100 exceeds the limit, within the band
+    assert (await order(api, "O2"))["status"] == "held"
+    async with db.begin() as conn:
+        await conn.execute(update(orders).where(orders.c.order_id == "O1")
+                           .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    expired_before = RESERVATIONS_EXPIRED._value.get()
+    ticking = create_app(settings.model_copy(update={"expire_interval_seconds": 0.1}))
+    async with ticking.router.lifespan_context(ticking):
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await order(api, "O1"))["status"] != "expired":
+            assert asyncio.get_running_loop().time() < deadline, "never expired"
+            await asyncio.sleep(0.1)
+    assert RESERVATIONS_EXPIRED._value.get() == expired_before + 1
+    released = await order(api, "O2")
+    assert released["status"] == "approved", "the freed headroom auto-released the hold"
+    assert released["decisions"][-1]["reasons"][0]["code"] == "AUTO_RELEASE"
+    assert (await exposure(api))["open_orders"] == "200.00"
