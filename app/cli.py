@@ -73,7 +73,7 @@ def _with_db(work: Callable[[Any], Awaitable[int]]) -> int:
         cache = None
         if not settings.is_sqlite:
             # Running servers may hold cached states of the customers this command changes.
-            if settings.redis_url and not settings.db_pgbouncer:
+            if settings.redis_url:
                 cache = Cache(settings.redis_url, timeout=settings.redis_timeout_seconds,
                               namespace=settings.cache_namespace)
             db.on_commit = retire_after_commit(db, cache)

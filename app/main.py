@@ -85,7 +85,8 @@ def _use_cache(db: Database, notes: Notifications, url: str) -> None:
     settings = db.settings
     if not notes.possible:
         log.warning("REDIS_URL is ignored: the read cache needs PostgreSQL LISTEN/NOTIFY, "
-                    "which SQLite and CREDITGATE_DB_PGBOUNCER do not offer")
+                    "which SQLite does not offer, nor transaction-mode PgBouncer "
+                    "(CREDITGATE_DB_PGBOUNCER) unless CREDITGATE_LISTEN_DATABASE_URL is set")
         return
     cache = Cache(url, timeout=settings.redis_timeout_seconds, ttl=settings.cache_ttl_seconds,
                   namespace=settings.cache_namespace)

@@ -1,8 +1,9 @@
 """Cross-process signals over PostgreSQL LISTEN/NOTIFY: one listening connection per process.
 
 Used for what every worker of every replica must hear at once: a revoked API key, and a cache
-invalidation that could not reach Redis. Unavailable on SQLite and behind transaction-mode
-PgBouncer; whoever depends on it must then not trust what it cached.
+invalidation that could not reach Redis. Unavailable on SQLite, and behind transaction-mode
+PgBouncer unless CREDITGATE_LISTEN_DATABASE_URL names a direct (or session-mode) connection;
+whoever depends on it must then not trust what it cached. Sending (pg_notify) works anywhere.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Notifications:
 
     @property
     def possible(self) -> bool:
-        return not self._settings.is_sqlite and not self._settings.db_pgbouncer
+        s = self._settings
+        return not s.is_sqlite and (not s.db_pgbouncer or s.listen_database_url is not None)
 
     def subscribe(self, channel: str, handler: Callable[[str], None]) -> None:
         self._handlers.setdefault(channel, []).append(handler)
@@ -59,7 +61,7 @@ class Notifications:
             await asyncio.sleep(1)
 
     async def _listen(self) -> None:
-        url = make_url(self._settings.database_url)
+        url = make_url(self._settings.listen_database_url or self._settings.database_url)
         conn: asyncpg.Connection | None = None
         try:
             # Only the connection facts: query options meant for SQLAlchemy's dialect are not

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=8, ge=0, le=200)
     db_timeout_seconds: float = Field(default=2.0, gt=0)
     db_pgbouncer: bool = False
+    # Behind transaction-mode PgBouncer LISTEN hears nothing; the listener may go direct.
+    listen_database_url: str | None = None
     key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     redis_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
     cache_ttl_seconds: int = Field(default=300, ge=1, le=3600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from decimal import Decimal as D
@@ -12,8 +13,9 @@ from app.cache import Cache
 from app.credit.policy import Overdue, PolicyParams
 from app.credit.state import CreditState, state_from_doc, state_to_doc
 from app.customers.models import Account
+from app.main import create_app
 from app.metrics import CACHE_REQUESTS
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, Api
 from tests.helpers import account, check, exposure, invoice, pay
 
 TODAY = dt.date(2026, 11, 23)
@@ -126,3 +128,25 @@ async def test_api_reads_never_see_stale_exposure(api):
                                            "overdue_tolerance": "0"})
     dry = await check(api, "D2", "1", expect=200, dry_run=True)
     assert [r["code"] for r in dry["reasons"]] == ["RISK_CLASS_PREPAY"]
+
+
+@pytest.mark.parametrize("listen_url", [True, False], ids=["direct-listener", "deaf"])
+async def test_behind_transaction_pooling_the_cache_needs_a_direct_listener(
+        settings, db, keys, listen_url):
+    """CREDITGATE_DB_PGBOUNCER: without a direct LISTEN connection nothing may be cached."""
+    pooled = settings.model_copy(update={
+        "db_pgbouncer": True,
+        "listen_database_url": settings.database_url if listen_url else None})
+    app = create_app(pooled)
+    async with app.router.lifespan_context(app):
+        client = Api(app, keys)
+        for _ in range(100):  # the listener connects in the background
+            if app.state.db.cache is None or app.state.keys._listening:
+                break
+            await asyncio.sleep(0.05)
+        await account(client, "PGB", limit="1000")
+        hits = counted("hit")
+        for _ in range(3):
+            assert (await exposure(client, "PGB"))["available"] == "1000.00"
+        assert counted("hit") - hits == (2 if listen_url else 0)
+        assert (app.state.db.cache is not None) is listen_url
