@@ -85,3 +85,23 @@ async def test_revoked_key_stops_working_at_once_despite_the_key_cache(settings,
             await asyncio.sleep(0.05)
         assert statuses[-1] == 401, statuses
         assert len(statuses) <= 3, "revocation reached this process within ~100 ms"
+
+
+async def test_docs_are_served_and_every_body_has_an_example(api):
+    docs = await api.get("/docs", role=None)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = (await api.get("/openapi.json", role=None)).json()
+    schemas = spec["components"]["schemas"]
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                schema = body["schema"]
+                ref = next((s["$ref"] for s in schema.get("anyOf", [schema]) if "$ref" in s), "")
+                if not schemas.get(ref.rsplit("/", 1)[-1], {}).get("examples"):
+                    missing.append(f"{method.upper()} {path} request")
+    assert missing == []
+    for name in ("DecisionOut", "ExposureOut"):
+        example = schemas[name]["examples"][0]
+        assert set(schemas[name]["required"]) <= set(example) <= set(schemas[name]["properties"])

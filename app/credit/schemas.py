@@ -31,7 +31,7 @@ class ReasonOut(ResponseModel):
     message: str
 
 
-class ExposureOut(ResponseModel):
+class DecisionExposureOut(ResponseModel):
     open_receivables: AmountOut
     open_orders: AmountOut
     total: AmountOut
@@ -47,7 +47,7 @@ class DecisionOut(ResponseModel):
     reasons: list[ReasonOut]
     amount: AmountOut
     currency: str
-    exposure: ExposureOut = Field(description="Before this order (dispatch: current, this "
+    exposure: DecisionExposureOut = Field(description="Before this order (dispatch: current, this "
                                               "order included).")
     effective_limit: AmountOut
     available: AmountOut = Field(description="Effective limit minus exposure after this "
@@ -58,6 +58,30 @@ class DecisionOut(ResponseModel):
     dry_run: bool = False
     note: str | None = None
     actor: str | None = None
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"decision_id": "01JDQ3V0Y8K2M4N6P8R0T2V4X6", "kind": "credit_check",
+         "order_id": "SO-100231", "customer_id": "ACME-001", "outcome": "approve",
+         "reasons": [{"code": "WITHIN_LIMIT",
+                      "message": "the order fits within the available credit"}],
+         "amount": "4800.00", "currency": "EUR",
+         "exposure": {"open_receivables": "31250.00", "open_orders": "5000.00",
+                      "total": "36250.00"},
+         "effective_limit": "50000.00", "available": "8950.00",
+         "decided_at": "2026-12-01T09:30:00Z", "expires_at": "2026-12-31T09:30:00Z",
+         "dry_run": False, "note": None, "actor": "webshop-prod"},
+        {"decision_id": "01JDQ3W1A2B3C4D5E6F7G8H9J0", "kind": "credit_check",
+         "order_id": "SO-100232", "customer_id": "ACME-001", "outcome": "hold",
+         "reasons": [{"code": "OVER_LIMIT",
+                      "message": "exposure 41050.00 EUR + order 16000.00 EUR = 57050.00 EUR "
+                                 "exceeds the effective limit 50000.00 EUR by 7050.00 EUR"}],
+         "amount": "16000.00", "currency": "EUR",
+         "exposure": {"open_receivables": "31250.00", "open_orders": "9800.00",
+                      "total": "41050.00"},
+         "effective_limit": "50000.00", "available": "8950.00",
+         "decided_at": "2026-12-01T09:31:00Z", "expires_at": None,
+         "dry_run": False, "note": None, "actor": "webshop-prod"},
+    ]}}
 
 
 def render_decision(entry: Any, *, dry_run: bool = False) -> DecisionOut:
@@ -73,7 +97,8 @@ def render_decision(entry: Any, *, dry_run: bool = False) -> DecisionOut:
         reasons=[ReasonOut(**r) for r in entry["reasons"]],
         amount=entry["amount"],
         currency=entry["currency"],
-        exposure=ExposureOut(open_receivables=recv, open_orders=orders, total=recv + orders),
+        exposure=DecisionExposureOut(open_receivables=recv, open_orders=orders,
+                                     total=recv + orders),
         effective_limit=entry["effective_limit"],
         available=entry["available"],
         decided_at=entry["at"],

@@ -139,6 +139,13 @@ class ExposureOut(ResponseModel):
     held_orders: AmountOut = Field(description="Total amount of held orders (not in exposure).")
     held_count: int
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "customer_id": "ACME-001", "currency": "EUR", "credit_limit": "50000.00",
+        "effective_limit": "50000.00", "open_receivables": "31250.00",
+        "open_orders": "5000.00", "exposure": "36250.00", "available": "13750.00",
+        "overdue_amount": "1200.00", "oldest_overdue_days": 12, "held_orders": "16000.00",
+        "held_count": 1}]}}
+
 
 class HistoryEntryOut(ResponseModel):
     entry_id: str

@@ -25,6 +25,8 @@ class ReasonIn(RequestModel):
 class CancelIn(RequestModel):
     reason: Text | None = None
 
+    model_config = {"json_schema_extra": {"examples": [{"reason": "customer withdrew the order"}]}}
+
 
 class OrderOut(ResponseModel):
     order_id: str
