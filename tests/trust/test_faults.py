@@ -1,8 +1,9 @@
 """Fault promises, against real `creditgate serve` processes with two uvicorn workers.
 
-- Redis stopped (SIGKILL) or answering slowly (SIGSTOP): every decision stays correct, no
-  5xx, checks are not slowed by more than tens of milliseconds, and the cache is used again
-  once Redis returns.
+- Redis stopped (SIGKILL), answering nothing (SIGSTOP) or answering slowly (a proxy that
+  holds every reply 200 ms): every decision stays correct, no 5xx, checks are not slowed by
+  more than tens of milliseconds, every worker notices within a second (timed) and reads
+  nothing from Redis after that, and the cache is used again once Redis answers promptly.
 - PostgreSQL unreachable (a TCP proxy in this process that refuses or black-holes): checks
   answer 503 `unavailable` within 2 s and never approve; /readyz 503, /livez 200; the same
   process recovers when PostgreSQL returns.
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal as D
 from typing import Any
 
@@ -142,6 +143,110 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+class SlowRedisProxy:
+    """A TCP proxy to a redis-server, run on its own thread and event loop, that holds every
+    reply (every chunk Redis sends) for `delay` seconds before passing it on, in order.
+    Commands reach Redis at once: Redis works normally, it only *answers* slowly."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.delay = 0.0
+        self.delayed = 0  # reply chunks held back so far
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+        self._call(self._listen())
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
+                                                                 self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        ends = (writer.transport, up_writer.transport)
+        self._transports.update(ends)
+        replies: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+
+        def cut() -> None:
+            for transport in ends:
+                transport.abort()
+                self._transports.discard(transport)
+
+        async def commands() -> None:
+            try:
+                while data := await reader.read(65536):
+                    up_writer.write(data)
+                    await up_writer.drain()
+            except (OSError, RuntimeError):
+                pass
+            finally:
+                cut()
+
+        async def hold_replies() -> None:
+            try:
+                while data := await up_reader.read(65536):
+                    if self.delay > 0:
+                        self.delayed += 1
+                    replies.put_nowait((self._loop.time() + self.delay, data))
+            except (OSError, RuntimeError):
+                pass
+            finally:
+                replies.put_nowait(None)
+                cut()
+
+        async def pass_replies() -> None:
+            while (item := await replies.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - self._loop.time()))
+                if writer.transport.is_closing():
+                    return
+                writer.write(data)
+
+        await asyncio.gather(commands(), hold_replies(), pass_replies())
+
+    async def _set_delay(self, seconds: float) -> None:
+        self.delay = seconds
+
+    def set_delay(self, seconds: float) -> None:
+        self._call(self._set_delay(seconds))
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+
+    def close(self) -> None:
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def slow_redis(redis_server: RedisServer) -> Iterator[SlowRedisProxy]:
+    proxy = SlowRedisProxy(redis_server.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
 
 
 class PgProxy:
@@ -429,12 +534,16 @@ APPROVALS = 15  # limit = 15 x amount: exactly 15 approvals, then holds (within 
 STEPS = 20
 
 
-async def _decide_series(client: Client, customer_id: str) -> dict[str, list[float]]:
+async def _decide_series(client: Client, customer_id: str, gap: float = 0.0
+                         ) -> dict[str, list[float]]:
     """STEPS checks of AMOUNT on a fresh customer with room for APPROVALS of them; after each,
-    an exposure read and a dry run, all checked against what PostgreSQL must say."""
+    an exposure read and a dry run, all checked against what PostgreSQL must say. `gap`
+    seconds between steps spread the series over several circuit cooldowns."""
     await client.customer(customer_id, str(AMOUNT * APPROVALS))
     times: dict[str, list[float]] = {"check": [], "exposure": [], "dry_run": []}
     for i in range(STEPS):
+        if i and gap:
+            await asyncio.sleep(gap)
         r, elapsed = await client.check(f"{customer_id}-{i}", customer_id, str(AMOUNT))
         assert r.status_code == 201, r.text
         expected = "approve" if i < APPROVALS else "hold"
@@ -606,6 +715,214 @@ async def test_a_brief_redis_stall_leaves_no_stale_reads_on_other_workers(
         for http in pinned.values():
             await http.aclose()
         await client.aclose()
+
+
+SLOW_REPLY = 0.2  # seconds a slow Redis takes to answer: four times the app's 50 ms timeout
+NOTICE_WITHIN = 1.0  # the promise: a stopped Redis is noticed within a second
+SLOW_SERIES = 3.0  # seconds the checks and reads against a slow Redis are spread over
+
+
+def _cache_counts(metrics_text: str) -> dict[str, float]:
+    return {result: metric_sum(metrics_text, "creditgate_cache_requests_total", result=result)
+            for result in ("hit", "miss", "error")}
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before[k] for k in after}
+
+
+@pytest.fixture
+async def slow_redis_served(database_url, keys, clean_db, slow_redis
+                            ) -> AsyncIterator[tuple[str, int]]:
+    port = free_port()
+    env = {**BASE_ENV, "REDIS_URL": slow_redis.url,
+           "CREDITGATE_CACHE_NAMESPACE": f"faults{secrets.token_hex(4)}"}
+    with serve(database_url, workers=2, env=env, port=port) as base:
+        yield base, port
+
+
+async def test_redis_answering_slowly_never_changes_a_decision(slow_redis_served, slow_redis,
+                                                               keys, db):
+    """Redis works but every reply takes SLOW_REPLY: the service gives up on each call after
+    its short timeout, answers from PostgreSQL alone, exactly and no slower than tens of ms,
+    and uses the cache again as soon as Redis answers promptly."""
+    base, port = slow_redis_served
+    started = time.perf_counter()
+    client = Client(base, keys)
+    try:
+        assert await _readyz_cache(client) == "up"
+        baseline = await _decide_series(client, "SL-BASE")  # SL-BASE is cached now
+        assert _cache_counts(await client.metrics())["hit"] > 0
+
+        slow_redis.set_delay(SLOW_REPLY)
+        before = _cache_counts(await client.metrics())
+        # On each worker: a read that waits for Redis in vain (opening the worker's circuit),
+        # then a hold for SL-BASE whose invalidation cannot reach Redis.
+        pinned = await pinned_clients(base, port)
+        try:
+            for n, http in enumerate(pinned.values()):
+                body, _ = await client.exposure("SL-BASE", http=http)
+                assert body["held_count"] == STEPS - APPROVALS + n, body
+                r, _ = await client.check(f"SL-BASE-late-{n}", "SL-BASE", str(AMOUNT),
+                                          http=http)
+                assert r.status_code == 201 and r.json()["outcome"] == "hold", r.text
+        finally:
+            for http in pinned.values():
+                await http.aclose()
+        # Spread over three seconds: every worker's circuit closes again and again, and each
+        # time the next call waits out its timeout in vain.
+        slow_started = time.monotonic()
+        slow = await _decide_series(client, "SL-SLOW", gap=SLOW_SERIES / STEPS)
+        slow_took = time.monotonic() - slow_started
+        assert await _readyz_cache(client) == "down"
+        during = _delta(_cache_counts(await client.metrics()), before)
+        # Both workers' first reads above, and again once a circuit closed (after 1 s).
+        assert during["error"] >= 3, ("Redis was tried again after a cooldown", during)
+        # No reply came within the timeout, so nothing was read from the cache: PostgreSQL
+        # alone answered every read.
+        assert during["hit"] == during["miss"] == 0, during
+        assert slow_redis.delayed > 0, "the app tried Redis through the slow proxy"
+        _assert_not_slower("slow", slow, baseline)
+
+        # Redis answers promptly again: the cache is used within a couple of seconds (the
+        # circuit stays open for 1 s after the last error), and nothing read from it is stale.
+        slow_redis.set_delay(0)
+        to_hit = await _wait_for_hits(client, "SL-SLOW")
+        assert to_hit <= 3.0, to_hit
+        assert await _readyz_cache(client) == "up"
+        pinned = await pinned_clients(base, port)
+        try:
+            for http in pinned.values():
+                for _ in range(2):  # the second read is served from the cache
+                    body, _ = await client.exposure("SL-BASE", http=http)
+                    assert (D(body["open_orders"]), body["held_count"]) == (
+                        AMOUNT * APPROVALS, STEPS - APPROVALS + 2), body
+                    body, _ = await client.exposure("SL-SLOW", http=http)
+                    assert (D(body["open_orders"]), body["held_count"]) == (
+                        AMOUNT * APPROVALS, STEPS - APPROVALS), body
+                r, _ = await client.check("SL-BASE-dry", "SL-BASE", str(AMOUNT), dry_run=True,
+                                          http=http)
+                assert r.status_code == 200 and r.json()["outcome"] == "hold", r.text
+        finally:
+            for http in pinned.values():
+                await http.aclose()
+        hits_before_back = _cache_counts(await client.metrics())["hit"]
+        back = await _decide_series(client, "SL-BACK")
+        assert _cache_counts(await client.metrics())["hit"] > hits_before_back
+        assert client.server_errors() == []
+    finally:
+        await client.aclose()
+    async with db.autocommit() as conn:
+        approved = dict((await conn.execute(text(
+            "SELECT customer_id, count(*) FROM orders WHERE status = 'approved' "
+            "GROUP BY customer_id"))).all())
+        assert await find_drift(conn) == []
+    assert approved == {c: APPROVALS for c in ("SL-BASE", "SL-SLOW", "SL-BACK")}
+    print(f"\nslow redis, replies held {ms(SLOW_REPLY)} ({time.perf_counter() - started:.1f} s, "
+          f"{len(client.seen)} requests, {slow_redis.delayed} replies held, slow series "
+          f"{slow_took:.1f} s)"
+          f"\n  baseline: {_summary(baseline)}\n  slow:     {_summary(slow)}"
+          f"\n  back:     {_summary(back)}"
+          f"\n  cache while slow: {during['error']:.0f} errors, {during['hit']:.0f} hits, "
+          f"{during['miss']:.0f} misses; first hit {to_hit:.2f} s after the delay was removed")
+
+
+async def _time_to_notice(client: Client, pinned: dict[int, httpx.AsyncClient],
+                          fault: Callable[[], None]) -> dict[str, Any]:
+    """Reads and /readyz flow to every worker without pause while `fault` stops Redis: how
+    soon after it the workers count a cache error and /readyz says the cache is down, and
+    whether anything is still read from the cache after that."""
+    stop = asyncio.Event()
+    t0: list[float] = []
+    down_at: dict[int, float] = {}
+    all_down = asyncio.Event()
+    read_times: list[float] = []
+
+    async def traffic(pid: int, http: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            body, elapsed = await client.exposure("N", http=http)
+            assert body["open_orders"] == "0.00", body
+            if t0:
+                read_times.append(elapsed)
+            r, _ = await client.call("GET", "/readyz", role=None, http=http)
+            assert r.status_code == 200, r.text
+            cache = r.json()["checks"]["cache"]
+            if not t0:
+                assert cache == "up", (pid, r.json())
+            elif cache == "down":
+                down_at.setdefault(pid, time.monotonic() - t0[0])
+                if len(down_at) == len(pinned):
+                    all_down.set()
+
+    async def observe() -> dict[str, Any]:
+        try:
+            await asyncio.sleep(0.3)  # traffic is flowing, Redis is in use
+            before = _cache_counts(await client.metrics())
+            t0.append(time.monotonic())
+            fault()
+            errors_at = None
+            while time.monotonic() - t0[0] < 3.0:
+                now = _cache_counts(await client.metrics())
+                if now["error"] - before["error"] >= len(pinned):
+                    errors_at = time.monotonic() - t0[0]
+                    break
+                await asyncio.sleep(0.005)
+            assert errors_at is not None, ("no cache error counted within 3 s", now, before)
+            noticed = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_down.wait(), 3.0)
+            # Past one circuit cooldown: each worker tried Redis again and failed again.
+            await asyncio.sleep(max(0.0, 1.8 - (time.monotonic() - t0[0])))
+            after = _cache_counts(await client.metrics())
+            return {"errors_at": errors_at, "down_at": dict(down_at),
+                    "after_notice": _delta(after, noticed)}
+        finally:
+            stop.set()
+
+    results = await asyncio.gather(observe(), *(traffic(p, h) for p, h in pinned.items()))
+    return {**results[0], "reads": len(read_times), "read_median": statistics.median(read_times),
+            "read_max": max(read_times)}
+
+
+async def test_a_stopped_redis_is_noticed_within_a_second(redis_served, redis_server, keys):
+    """Measured, not assumed: with requests flowing, every worker counts a cache error and
+    reports the cache down within NOTICE_WITHIN of Redis being paused (SIGSTOP: no answer)
+    or killed (SIGKILL: connection refused), and reads nothing from it afterwards."""
+    base, port = redis_served
+    started = time.perf_counter()
+    client = Client(base, keys)
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        await client.customer("N", "1000")
+        await _wait_for_hits(client, "N")
+        for name, fault, repair in (("paused", redis_server.pause, redis_server.resume),
+                                    ("killed", redis_server.kill, redis_server.start)):
+            pinned = await pinned_clients(base, port)
+            try:
+                run = await _time_to_notice(client, pinned, fault)
+            finally:
+                for http in pinned.values():
+                    await http.aclose()
+            repair()
+            run["to_hit"] = await _wait_for_hits(client, "N")
+            runs[name] = run
+            assert run["errors_at"] <= NOTICE_WITHIN, (name, run)
+            assert set(run["down_at"]) == set(pinned), (name, run)
+            assert max(run["down_at"].values()) <= NOTICE_WITHIN, (name, run)
+            assert run["after_notice"]["hit"] == run["after_notice"]["miss"] == 0, (name, run)
+            assert run["after_notice"]["error"] >= 1, (name, run)  # tried again, still down
+            assert run["to_hit"] <= 3.0, (name, run)
+        assert client.server_errors() == []
+    finally:
+        await client.aclose()
+    print(f"\nnoticing a stopped redis ({time.perf_counter() - started:.1f} s)")
+    for name, run in runs.items():
+        print(f"  {name}: first errors of both workers counted {ms(run['errors_at'])} after "
+              f"the fault, /readyz cache down after "
+              f"{', '.join(ms(t) for t in sorted(run['down_at'].values()))}; "
+              f"{run['reads']} reads meanwhile, median {ms(run['read_median'])}, max "
+              f"{ms(run['read_max'])}; after noticing: {run['after_notice']}; first hit "
+              f"{run['to_hit']:.2f} s after Redis returned")
 
 
 # --------------------------------------------------------------------------------------------
