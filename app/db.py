@@ -179,7 +179,8 @@ class Database:
 
 def _make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30},
+                                     hide_parameters=True)
         _serialise_sqlite_writers(engine)
         return engine
     connect_args: dict[str, Any] = {
@@ -200,6 +201,8 @@ def _make_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         skip_autocommit_rollback=True,
         connect_args=connect_args,
+        # A logged database error must not carry bound values (customer data, key hashes).
+        hide_parameters=True,
     )
     _skip_unusable_connections(engine)
     return engine

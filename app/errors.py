@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -133,9 +134,65 @@ async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
+    # Exception messages can quote data (asyncpg names the argument it could not encode,
+    # PostgreSQL the input it could not parse, pydantic the value it refused), so only the
+    # types, frames and SQLSTATE are logged; the messages too only at DEBUG, on purpose.
+    log.error("unhandled error", extra={"fields": _described(exc)},
+              exc_info=exc if log.isEnabledFor(logging.DEBUG) else None)
     return problem(500, "internal_error", "Internal error",
                    "an unexpected error occurred; nothing was recorded")
+
+
+class _WithoutMessages(logging.Filter):
+    """Starlette re-raises what `_unexpected` answered, and uvicorn logs it again with its
+    traceback: the same exception, so the same redaction."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            record.fields = {**getattr(record, "fields", {}), **_described(exc)}
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _described(exc: BaseException) -> dict[str, str]:
+    fields = {"error_type": _qualname(exc), "traceback": _traceback_without_messages(exc)}
+    state = _sqlstate(exc)
+    if state:
+        fields["sqlstate"] = state
+    return fields
+
+
+def _qualname(exc: BaseException) -> str:
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    return chain
+
+
+def _traceback_without_messages(exc: BaseException) -> str:
+    """Python's traceback layout, innermost cause first, each exception by its type alone."""
+    parts = ["Traceback (most recent call last):\n"
+             + "".join(traceback.format_tb(e.__traceback__)) + _qualname(e)
+             for e in reversed(_chain(exc))]
+    return "\n\nwhich led to:\n\n".join(parts)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for e in _chain(exc):
+        state = getattr(e, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return state
+    return None
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -207,3 +264,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.InterfaceError, _infrastructure)
     app.add_exception_handler(OSError, _infrastructure)
     app.add_exception_handler(Exception, _unexpected)
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _WithoutMessages) for f in server_log.filters):
+        server_log.addFilter(_WithoutMessages())

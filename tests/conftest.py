@@ -101,7 +101,11 @@ async def app(settings: Settings) -> AsyncIterator[object]:
 
 async def _clean(db: Database) -> None:
     async with db.begin() as conn:
+        # The audit tables refuse TRUNCATE (migration 0004); their triggers do not fire in a
+        # replica session. Only for the TRUNCATE, and SET LOCAL ends with the transaction anyway.
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text(f"TRUNCATE {', '.join(MUTABLE_TABLES)}"))
+        await conn.execute(text("SET LOCAL session_replication_role = origin"))
         await conn.execute(text(
             "UPDATE policies SET prepay_required = (risk_class = 'CCC'), hold_band = 0.20, "
             "max_days_past_due = 30, prepay_days_past_due = 90, overdue_tolerance = 0"))

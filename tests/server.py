@@ -27,15 +27,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(database_url: str, *, workers: int = 2, env: dict[str, str] | None = None,
-          port: int | None = None) -> Iterator[str]:
-    """Start `creditgate serve`, wait until /readyz answers, yield its base URL."""
+          port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
+    """Start `creditgate serve`, wait until /readyz answers, yield its base URL.
+
+    The server's stderr (its JSON log) goes to `log_path` if given, else to a temporary file.
+    """
     port = port or free_port()
     full_env = {**os.environ, "DATABASE_URL": database_url,
                 "CREDITGATE_EXPIRE_INTERVAL_SECONDS": "0", "CREDITGATE_LOG_LEVEL": "WARNING",
                 **(env or {})}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     # stderr goes to a file: an unread pipe fills up and then blocks the workers' logging.
-    with tempfile.TemporaryFile() as log:
+    with _log_file(log_path) as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
              str(workers)], cwd=ROOT, env=full_env, start_new_session=True,
@@ -52,6 +55,10 @@ def serve(database_url: str, *, workers: int = 2, env: dict[str, str] | None = N
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def _log_file(path: Path | None) -> IO[bytes]:
+    return path.open("w+b") if path is not None else tempfile.TemporaryFile()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: IO[bytes],
