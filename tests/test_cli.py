@@ -109,7 +109,8 @@ async def test_import_of_an_unknown_customer_applies_nothing(api, database_url, 
                    f"A,A-1,100,EUR,{days(10)}\n"
                    f"ZZ-UNKNOWN,Z-1,100,EUR,{days(10)}\n")
     out = cli("import-open-items", str(csv), database_url=database_url)
-    assert out.returncode == 1 and "ZZ-UNKNOWN" in out.stderr
+    assert out.returncode == 1
+    assert "line 3: customer ZZ-UNKNOWN: no credit account" in out.stderr, out.stderr
     assert (await exposure(api, "A"))["open_receivables"] == "0.00"
 
 
@@ -188,11 +189,6 @@ async def test_import_names_the_line_of_an_item_the_ledger_refuses(api, database
     out = cli("import-open-items", str(csv), database_url=database_url)
     assert out.returncode == 1
     assert "line 3 (B-7): customer A: invoice ids belong to other customers" in out.stderr
-    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
-                   f"A,A-1,100,EUR,{days(10)}\n"
-                   f"ZZ,Z-1,5,EUR,{days(10)}\n")
-    out = cli("import-open-items", str(csv), database_url=database_url)
-    assert out.returncode == 1 and "line 3: customer ZZ: no credit account" in out.stderr
     assert (await exposure(api, "A"))["open_receivables"] == "0.00"
     assert (await exposure(api, "B"))["open_receivables"] == "10.00"
 

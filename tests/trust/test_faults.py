@@ -145,29 +145,40 @@ def redis_server() -> Iterator[RedisServer]:
         server.kill()
 
 
-class SlowRedisProxy:
-    """A TCP proxy to a redis-server, run on its own thread and event loop, that holds every
-    reply (every chunk Redis sends) for `delay` seconds before passing it on, in order.
-    Commands reach Redis at once: Redis works normally, it only *answers* slowly."""
+class _ThreadedProxy:
+    """A TCP proxy's own thread and event loop, so the test's loop and the app's stay free."""
 
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self) -> None:
         self.port = free_port()
-        self.delay = 0.0
-        self.delayed = 0  # reply chunks held back so far
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.BaseTransport] = set()
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+class SlowRedisProxy(_ThreadedProxy):
+    """A TCP proxy to a redis-server, run on its own thread and event loop, that holds every
+    reply (every chunk Redis sends) for `delay` seconds before passing it on, in order.
+    Commands reach Redis at once: Redis works normally, it only *answers* slowly."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__()
+        self.upstream_port = upstream_port
+        self.delay = 0.0
+        self.delayed = 0  # reply chunks held back so far
         self._call(self._listen())
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -236,8 +247,7 @@ class SlowRedisProxy:
 
     def close(self) -> None:
         self._call(self._close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._stop_loop()
 
 
 @pytest.fixture
@@ -249,7 +259,7 @@ def slow_redis(redis_server: RedisServer) -> Iterator[SlowRedisProxy]:
         proxy.close()
 
 
-class PgProxy:
+class PgProxy(_ThreadedProxy):
     """A TCP proxy to PostgreSQL, run on its own thread and event loop.
 
     `refuse()`: every connection is cut and nothing listens on the port (connection refused).
@@ -260,19 +270,11 @@ class PgProxy:
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        super().__init__()
         self.upstream = (upstream_host, upstream_port)
-        self.port = free_port()
         self.accepted = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
         self._flowing: asyncio.Event | None = None
         self._call(self._setup())
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _setup(self) -> None:
         self._flowing = asyncio.Event()
@@ -355,8 +357,7 @@ class PgProxy:
 
     def close(self) -> None:
         self._call(self._refuse())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._stop_loop()
 
 
 @pytest.fixture
