@@ -7,8 +7,10 @@ The promises under test (DESIGN.md, Invariant and Idempotency):
   nothing answers 5xx.
 - 20 seeded mixes of checks, amendments, cancels, payments (some overpaying) and controller
   releases, fired concurrently in waves over the replicas: after every wave no aggregate has
-  drifted, every automatic approval fitted under the effective limit when it was made, and
-  the exposure every replica reports is the sum of what the orders reserve.
+  drifted, every automatic approval fitted under the effective limit when it was made, the
+  exposure every replica reports is the sum of what the orders reserve, and, recomputed from
+  the line items alone, open receivables plus what automatic approvals reserve (everything
+  but manual releases) stay within the effective limit.
 - A retry storm of one credit check (50 concurrent + 50 sequential copies over the replicas)
   makes one reservation and one decision, and every reply is the same.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import random
 import secrets
@@ -168,6 +171,51 @@ def _within_limit(decision: dict[str, Any]) -> None:
     total, amount = D(decision["exposure"]["total"]), D(decision["amount"])
     assert total + amount <= D(decision["effective_limit"]), (
         f"approval over the limit: {decision}")
+
+
+# Straight from the line items, sharing nothing with the decisions or the maintained
+# aggregates: a lost update (two racing approvals that both saw the same exposure) shows up
+# here even if each decision, read on its own, looks within the limit.
+LEDGER = text("""
+    SELECT a.credit_limit
+             + CASE WHEN a.temp_limit_expires_on >= :today
+                    THEN coalesce(a.temp_limit_amount, 0) ELSE 0 END AS effective_limit,
+           (SELECT coalesce(sum(i.open_amount), 0) FROM open_items i
+             WHERE i.customer_id = a.customer_id)
+           - (SELECT coalesce(sum(p.unapplied), 0) FROM payments p
+               WHERE p.customer_id = a.customer_id) AS receivables,
+           (SELECT coalesce(sum(o.reserved), 0) FROM orders o
+             WHERE o.customer_id = a.customer_id AND o.status IN ('approved', 'shipped')
+               AND NOT o.released) AS automatic,
+           (SELECT coalesce(array_agg(o.order_id ORDER BY o.order_id), '{}') FROM orders o
+             WHERE o.customer_id = a.customer_id AND o.released) AS released,
+           (SELECT coalesce(array_agg(DISTINCT f.order_id ORDER BY f.order_id), '{}')
+              FROM credit_file f
+             WHERE f.customer_id = a.customer_id AND f.event = 'manual_release')
+             AS manually_released
+      FROM accounts a WHERE a.customer_id = :cid
+""")
+
+
+async def _ledger_invariant(db: Database, cid: str) -> None:
+    """Open receivables + what automatic approvals still reserve <= the effective limit.
+
+    Holds after any wave of this mix: every automatic approval (check, amendment increase,
+    auto-release) fitted under the limit when made, counting everything reserved then, manual
+    releases included; afterwards the mix only lowers exposure (payments, cancels,
+    decreases), raises the excluded manual part (releases), and never posts an invoice or
+    lowers a limit. A mix that did either would have to check this only across waves free
+    of them.
+    """
+    async with db.autocommit() as conn:
+        row = (await conn.execute(LEDGER, {"cid": cid, "today": dt.datetime.now(dt.UTC).date()}
+                                  )).one()
+    # Manual releases are told apart by the order's flag; the credit file must agree, or the
+    # exclusion below would hide an automatic approval.
+    assert row.released == row.manually_released, (cid, row)
+    assert row.receivables + row.automatic <= row.effective_limit, (
+        f"{cid}: open receivables {row.receivables} + automatically approved reservations "
+        f"{row.automatic} exceed the effective limit {row.effective_limit}")
 
 
 async def _no_drift(db: Database) -> None:
@@ -433,6 +481,7 @@ async def test_seeded_mix_keeps_the_invariant(cluster: Cluster, clean_db: Databa
             assert sorted(r.status_code for r in pair).count(201) == 1, [r.text for r in pair]
             assert all(r.json() == pair[0].json() for r in pair), [r.text for r in pair]
         decisions += await _audit(cluster, clean_db, book)
+        await _ledger_invariant(clean_db, cid)
         for d in decisions:
             _within_limit(d)
         replies.update(f"{op.kind} {r.status_code}" for op, r in zip(ops, responses,

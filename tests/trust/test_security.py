@@ -109,21 +109,46 @@ async def test_every_change_is_audited_with_who_when_what_and_why(api):
     await api.post("/v1/orders/H/release", {"reason": "known customer"}, role="controller")
     await api.post("/v1/orders/H2/reject", {"reason": "too much"}, role="controller")
     await api.post("/v1/orders/A/cancel", {"reason": "customer called"}, role="order-entry")
+    # After the checks, so that the effective limit they met is the one set above.
+    await api.patch("/v1/customers/C1", {"temporary_limit": {"amount": "250",
+                                                             "expires_on": days(9)},
+                                         "reason": "peak season"}, role="controller")
     items = (await api.get("/v1/customers/C1/history")).json()["items"]
     by_event = {}
     for item in items:
         by_event.setdefault(item["event"], item)
-    change = [i for i in items if i["event"] == "account_changed"][-1]
-    assert change["actor"] == "test-controller" and change["note"] == "quarterly review"
-    assert change["details"]["changes"]["credit_limit"] == {"old": "1000.00", "new": "2000.00"}
-    assert change["details"]["changes"]["risk_class"] == {"old": "unrated", "new": "BB"}
-    assert change["details"]["changes"]["blocked"] == {"old": False, "new": True}
-    assert change["details"]["changes"]["temp_limit_amount"]["new"] == "100.00"
+    review, unblock, extension = reversed(
+        [i for i in items if i["event"] == "account_changed"])
+    assert review["actor"] == "test-controller" and review["note"] == "quarterly review"
+    assert review["details"] == {"changes": {
+        "credit_limit": {"old": "1000.00", "new": "2000.00"},
+        "risk_class": {"old": "unrated", "new": "BB"},
+        "blocked": {"old": False, "new": True},
+        "block_reason": {"old": None, "new": "audit"},
+        "temp_limit_amount": {"old": None, "new": "100.00"},
+        "temp_limit_expires_on": {"old": None, "new": days(5)},
+    }}, review
+    assert unblock["actor"] == "test-controller" and unblock["note"] is None
+    assert unblock["details"] == {"changes": {"blocked": {"old": True, "new": False},
+                                              "block_reason": {"old": "audit", "new": None}}}
+    assert extension["actor"] == "test-controller" and extension["note"] == "peak season"
+    assert extension["details"] == {"changes": {
+        "temp_limit_amount": {"old": "100.00", "new": "250.00"},
+        "temp_limit_expires_on": {"old": days(5), "new": days(9)},
+    }}, extension
     release = by_event["manual_release"]
-    assert release["actor"] == "test-controller" and release["note"] == "known customer"
-    assert by_event["order_rejected"]["note"] == "too much"
+    assert (release["actor"], release["order_id"], release["note"]) == (
+        "test-controller", "H", "known customer")
+    assert release["decision"]["outcome"] == "approve"
+    assert release["decision"]["reasons"] == [
+        {"code": "MANUAL_RELEASE", "message": "released by test-controller: known customer"}]
+    reject = by_event["order_rejected"]
+    assert (reject["actor"], reject["order_id"], reject["note"]) == (
+        "test-controller", "H2", "too much")
     cancel = by_event["order_cancelled"]
-    assert cancel["actor"] == "test-order-entry" and cancel["note"] == "customer called"
+    assert (cancel["actor"], cancel["order_id"], cancel["note"]) == (
+        "test-order-entry", "A", "customer called")
+    assert cancel["details"] == {"old_status": "approved", "released": "10.00"}
     assert all(i["at"] for i in items)
 
 
