@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _with_db(work: Callable[[Any], Awaitable[int]]) -> int:
+    # A one-shot command's counters end with it: in the servers' multiprocess directory they
+    # would be folded into the servers' series, and where the command runs (a CronJob, a
+    # shell) that directory may not even exist. Must happen before app.metrics is imported.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from app.cache import Cache, retire_after_commit
     from app.db import Database
 
