@@ -23,7 +23,7 @@ _ACCOUNT = """a.customer_id, a.name, a.currency, a.credit_limit, a.risk_class,
     p.prepay_required AS p_prepay_required, p.hold_band AS p_hold_band,
     p.max_days_past_due AS p_max_days_past_due,
     p.prepay_days_past_due AS p_prepay_days_past_due,
-    p.overdue_tolerance AS p_overdue_tolerance,
+    p.overdue_tolerance AS p_overdue_tolerance, p.version AS p_version,
     od.oldest_due_on, od.overdue_amount"""
 
 
@@ -61,7 +61,8 @@ FROM orders WHERE order_id = $1"""
 # $1 customer, $2 order, $3 status, $4 amount, $5 currency, $6 channel, $7 reserve,
 # $8 held amount, $9 held count, $10 entry id, $11 expires, $12 now, $13 actor, $14 outcome,
 # $15 reasons, $16 effective limit, then the guard: $17 terms version, $18 ledger version,
-# $19 largest exposure + order (approvals) or the open orders seen (anything else).
+# $19 largest exposure + order (approvals) or the open orders seen (anything else),
+# $20 the version of the class policy decided under.
 _WRITE = """WITH acct AS (
     UPDATE accounts SET open_orders = open_orders + $7::numeric,
         held_amount = held_amount + $8::numeric, held_count = held_count + $9::int,
@@ -86,7 +87,9 @@ _WRITE = """WITH acct AS (
 )
 SELECT recv, before FROM acct"""
 
-_VERSIONS = "AND terms_version = $17::int AND ledger_version = $18::int"
+_VERSIONS = """AND terms_version = $17::int AND ledger_version = $18::int
+    AND COALESCE((SELECT p.version FROM policies p WHERE p.risk_class = accounts.risk_class), 0)
+        = $20::int"""
 WRITE_LOCKED = _WRITE.format(guard="")
 WRITE_IF_FITS = _WRITE.format(
     guard=f"{_VERSIONS} AND open_receivables + open_orders + $7::numeric <= $19::numeric")
@@ -138,7 +141,7 @@ async def write(pg: Any, w: CheckWrite) -> Written | None:
     else:
         sql = WRITE_IF_FITS if g.within is not None else WRITE_IF_UNCHANGED
         args += [g.terms_version, g.ledger_version,
-                 g.within if g.within is not None else g.open_orders]
+                 g.within if g.within is not None else g.open_orders, g.policy_version]
     row = await pg.fetchrow(sql, *args)
     return Written(row["recv"], row["before"]) if row is not None else None
 

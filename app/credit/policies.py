@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from pydantic import Field, StrictBool
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
@@ -98,13 +98,15 @@ async def put_policy(db: Database, risk_class: str, body: PolicyIn, caller: Call
     new = body.model_dump(exclude={"reason"})
     async with db.begin() as conn:
         touch(ALL_CUSTOMERS)  # every cached state embeds its class's policy
+        if not db.is_sqlite:  # (SQLite's writers are serialised already)
+            await _wait_for_deciding_checks(conn)
         old = await _locked(conn, risk_class)
         values = {**new, "updated_at": now, "updated_by": caller.name}
         if old is None:
             await conn.execute(insert(policies).values(risk_class=risk_class, **values))
         else:
             await conn.execute(update(policies).where(policies.c.risk_class == risk_class)
-                               .values(**values))
+                               .values(**values, version=policies.c.version + 1))
         await conn.execute(insert(policy_changes).values(
             change_id=new_id(), risk_class=risk_class, at=now, actor=caller.name,
             old=_jsonable(_params(old)) if old is not None else None, new=_jsonable(new),
@@ -120,6 +122,17 @@ async def policy_history(db: Database, risk_class: str, limit: int) -> list[Poli
     async with db.autocommit() as conn:
         rows = (await conn.execute(stmt)).mappings().all()
     return [PolicyChangeOut.model_validate(dict(r)) for r in rows]
+
+
+async def _wait_for_deciding_checks(conn: AsyncConnection) -> None:
+    """Once this commits, no decision taken under the old parameters may still land.
+
+    A decision under the account row lock holds it until its transaction ends: EXCLUSIVE
+    waits for every such transaction and keeps new ones waiting until this one commits (plain
+    reads go on). An optimistic check decided on a read from before then is stopped by its
+    guard, which compares the policy's version.
+    """
+    await conn.execute(text("LOCK TABLE accounts IN EXCLUSIVE MODE"))
 
 
 async def _locked(conn: AsyncConnection, risk_class: str) -> Any:

@@ -127,7 +127,7 @@ async def _serialised(db: Database, req: CreditCheckIn, caller: Caller) -> Check
             if state is None:
                 await write_unknown_customer(conn, write.order, write.entry)
             else:
-                assert await write_check(conn, write) is not None
+                await write_check(conn, write)
     except IntegrityError as exc:
         return await _replay_after_race(db, req, exc)
     return CheckResult(render_decision(write.entry), False, req.channel)
@@ -183,9 +183,10 @@ def _guard(state: CreditState, decision: Decision) -> Guard:
     account = state.account
     if decision.approved:
         assert decision.effective_limit is not None
-        return Guard(account.terms_version, account.ledger_version,
+        return Guard(account.terms_version, account.ledger_version, state.policy_version,
                      within=decision.effective_limit)
-    return Guard(account.terms_version, account.ledger_version, open_orders=account.open_orders)
+    return Guard(account.terms_version, account.ledger_version, state.policy_version,
+                 open_orders=account.open_orders)
 
 
 def _same_request(existing: ExistingOrder, req: CreditCheckIn) -> bool:

@@ -33,6 +33,7 @@ class CreditState:
     account: Account
     policy: PolicyParams
     overdue: Overdue
+    policy_version: int = 0  # 0: no stored policy row, the shipped defaults apply
 
     def evaluate(self, amount: Decimal, today: dt.date, *, exposure: Exposure | None = None,
                  limit_rules: bool = True) -> Decision:
@@ -66,7 +67,7 @@ def _overdue_columns(customer_id: ColumnElement[Any]) -> list[Any]:
 
 def _state_columns() -> list[Any]:
     return [*accounts.c, *(policies.c[name].label(f"p_{name}") for name in _POLICY_COLUMNS),
-            *_overdue_columns(accounts.c.customer_id)]
+            policies.c.version.label("p_version"), *_overdue_columns(accounts.c.customer_id)]
 
 
 _STATE = (
@@ -86,7 +87,7 @@ def state_from_row(row: Any, today: dt.date) -> CreditState | None:
     else:
         policy = PolicyParams(**{name: row[f"p_{name}"] for name in _POLICY_COLUMNS})
     overdue = Overdue.from_oldest_due(row["oldest_due_on"], row["overdue_amount"] or ZERO, today)
-    return CreditState(account, policy, overdue)
+    return CreditState(account, policy, overdue, row["p_version"] or 0)
 
 
 async def load_locked(conn: AsyncConnection, customer_id: str, today: dt.date
@@ -125,14 +126,15 @@ def state_to_doc(state: CreditState) -> dict[str, Any]:
     """A JSON-safe form of a credit state (for the read cache; valid for one UTC day)."""
     return {"account": {k: _plain(v) for k, v in state.account.__dict__.items()},
             "policy": {k: _plain(v) for k, v in state.policy.__dict__.items()},
-            "overdue": {"days": state.overdue.oldest_days, "amount": str(state.overdue.amount)}}
+            "overdue": {"days": state.overdue.oldest_days, "amount": str(state.overdue.amount)},
+            "policy_version": state.policy_version}
 
 
 def state_from_doc(doc: dict[str, Any]) -> CreditState:
     account = Account(**_revive(doc["account"], _ACCOUNT_TYPES))
     policy = PolicyParams(**_revive(doc["policy"], _POLICY_TYPES))
     overdue = Overdue(doc["overdue"]["days"], Decimal(doc["overdue"]["amount"]))
-    return CreditState(account, policy, overdue)
+    return CreditState(account, policy, overdue, doc.get("policy_version", 0))
 
 
 def _plain(value: Any) -> Any:

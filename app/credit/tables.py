@@ -15,6 +15,8 @@ policies = Table(
     Column("overdue_tolerance", Money, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(100), nullable=False),
+    # Bumped by every change: an optimistic check's write lands only under the version it read.
+    Column("version", Integer, nullable=False, server_default="1"),
 )
 
 policy_changes = Table(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.tables import accounts, credit_file
@@ -31,6 +31,7 @@ class Guard:
 
     terms_version: int
     ledger_version: int
+    policy_version: int
     within: Decimal | None = None
     open_orders: Decimal | None = None
 
@@ -52,24 +53,16 @@ class Written:
 
 
 def _account_update(w: CheckWrite) -> Any:
-    conditions: list[ColumnElement[bool]] = [
-        accounts.c.customer_id == w.order["customer_id"]]
-    g = w.guard
-    if g is not None:
-        conditions += [accounts.c.terms_version == g.terms_version,
-                       accounts.c.ledger_version == g.ledger_version]
-        if g.within is not None:
-            conditions.append(
-                accounts.c.open_receivables + accounts.c.open_orders + w.reserve <= g.within)
-        else:
-            conditions.append(accounts.c.open_orders == g.open_orders)
+    # Only under the caller's write lock: the guarded form is PostgreSQL's (app/credit/pg.py).
+    assert w.guard is None, "the statement-by-statement write is never guarded"
     values: dict[str, Any] = {"updated_at": w.order["created_at"]}
     if w.reserve:
         values["open_orders"] = accounts.c.open_orders + w.reserve
     if w.held:
         values["held_amount"] = accounts.c.held_amount + w.held
         values["held_count"] = accounts.c.held_count + 1
-    return (update(accounts).where(*conditions).values(**values)
+    return (update(accounts).where(accounts.c.customer_id == w.order["customer_id"])
+            .values(**values)
             .returning(accounts.c.open_receivables.label("recv"),
                        (accounts.c.open_orders - w.reserve).label("before")))
 
@@ -79,12 +72,10 @@ def _with_exposure(w: CheckWrite, recv: Any, before: Any) -> dict[str, Any]:
             "available": w.effective_limit - (recv + before + w.reserve)}
 
 
-async def write_check(conn: AsyncConnection, w: CheckWrite) -> Written | None:
-    """Apply the write statement by statement; None when the guard no longer holds."""
+async def write_check(conn: AsyncConnection, w: CheckWrite) -> Written:
+    """Apply the write statement by statement, inside the caller's (locked) transaction."""
     touch(w.order["customer_id"])
-    row = (await conn.execute(_account_update(w))).first()
-    if row is None:
-        return None
+    row = (await conn.execute(_account_update(w))).one()
     await conn.execute(insert(orders).values(**w.order))
     await conn.execute(insert(credit_file).values(**_with_exposure(w, row.recv, row.before)))
     return Written(row.recv, row.before)

@@ -1,0 +1,66 @@
+"""A policy change and the checks deciding at that moment: none lands under the old one."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from app.auth.roles import Caller, Role
+from app.credit import pg as pg_sql
+from app.credit.policies import PolicyIn, put_policy
+from app.credit.state import load_locked
+from tests.helpers import account, check, exposure, order
+
+PREPAY_ALL = {"prepay_required": True, "hold_band": "0.20", "max_days_past_due": 30,
+              "prepay_days_past_due": 90, "overdue_tolerance": "0", "reason": "freeze"}
+CONTROLLER = Caller("k-test", "test-controller", Role.CONTROLLER)
+
+
+async def test_a_check_decided_before_a_policy_change_cannot_land_after_it(api, monkeypatch):
+    """The policy changes between the check's read and its write: the write must not land
+    under the old parameters; the check decides again, under the new ones."""
+    await account(api, limit="1000")
+    original = pg_sql.write
+    changed = []
+
+    async def change_policy_first(pg, w):
+        if not changed:
+            r = await api.put("/v1/policies/unrated", PREPAY_ALL, role="controller")
+            assert r.status_code == 200, r.text
+            changed.append(r.json())
+        return await original(pg, w)
+
+    monkeypatch.setattr(pg_sql, "write", change_policy_first)
+    decision = await check(api, "O1", "100")
+    assert changed, "the policy changed while the check was deciding"
+    assert decision["outcome"] == "prepay"
+    assert [r["code"] for r in decision["reasons"]] == ["RISK_CLASS_PREPAY"]
+    assert (await order(api, "O1"))["reserved"] == "0.00"
+    assert (await exposure(api))["open_orders"] == "0.00"
+
+
+async def test_a_policy_change_waits_for_checks_holding_the_account_lock(api, db):
+    await account(api, limit="1000")
+    async with db.begin() as conn:
+        assert await load_locked(conn, "C1", dt.date.today()) is not None
+        change = asyncio.create_task(put_policy(db, "unrated", PolicyIn(**PREPAY_ALL),
+                                                CONTROLLER))
+        await asyncio.sleep(0.3)
+        assert not change.done(), "the change waits for the decision under the lock"
+    await asyncio.wait_for(change, 5)
+    assert (await api.get("/v1/policies/unrated", role="controller")).json()[
+        "prepay_required"] is True
+
+
+@pytest.mark.parametrize("risk_class", ["unrated", "BB"])
+async def test_every_change_moves_the_version_the_guard_compares(api, db, risk_class):
+    await account(api, limit="1000", risk_class=risk_class)
+    async with db.begin() as conn:
+        before = (await load_locked(conn, "C1", dt.date.today())).policy_version
+    for _ in range(2):
+        r = await api.put(f"/v1/policies/{risk_class}", PREPAY_ALL, role="controller")
+        assert r.status_code == 200
+    async with db.begin() as conn:
+        assert (await load_locked(conn, "C1", dt.date.today())).policy_version == before + 2
