@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.helpers import account, check, days, exposure, invoice, order, pay
 
 
@@ -155,3 +157,45 @@ async def test_snapshot_refuses_ids_of_other_customers_and_wrong_currency(api):
     dup = await api.put("/v1/customers/C1/open-items", {"items": [item, item]}, role="ledger")
     assert dup.status_code == 422
     assert (await exposure(api))["open_receivables"] == "0.00"
+
+
+async def test_a_credit_note_in_a_snapshot_auto_releases_a_hold(api):
+    await account(api, limit="1000")
+    await invoice(api, "I1", "900")
+    await check(api, "H", "200")
+    assert (await order(api, "H"))["status"] == "held"
+    await api.put("/v1/customers/C1/open-items", {"items": [
+        {"invoice_id": "I1", "amount": "900", "currency": "EUR", "due_on": days(10)},
+        {"invoice_id": "CN-1", "amount": "-150", "currency": "EUR", "due_on": days(0)}]},
+        role="ledger")
+    released = await order(api, "H")
+    assert released["status"] == "approved" and released["reserved"] == "200.00"
+    assert released["decisions"][-1]["reasons"][0]["code"] == "AUTO_RELEASE"
+    assert (await exposure(api))["exposure"] == "950.00"
+
+
+async def _race(api, path: str, body: dict, n: int = 10) -> list:
+    return list(await asyncio.gather(*(api.post(path, body, role="ledger") for _ in range(n))))
+
+
+async def test_identical_invoices_racing_post_once(api):
+    await account(api, limit="10000")
+    await check(api, "O1", "1000")
+    body = {"invoice_id": "I1", "customer_id": "C1", "amount": "600", "currency": "EUR",
+            "due_on": days(30), "order_id": "O1"}
+    replies = await _race(api, "/v1/invoices", body)
+    assert sorted(r.status_code for r in replies) == [200] * 9 + [201], [r.text for r in replies]
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in replies) == 9
+    assert len({r.text for r in replies}) == 1, "every reply is the original result"
+    ex = await exposure(api)
+    assert (ex["open_receivables"], ex["open_orders"]) == ("600.00", "400.00")
+
+
+async def test_identical_payments_racing_apply_once(api):
+    await account(api, limit="10000")
+    await invoice(api, "I1", "500")
+    body = {"payment_id": "P1", "customer_id": "C1", "amount": "700", "currency": "EUR"}
+    replies = await _race(api, "/v1/payments", body)
+    assert sorted(r.status_code for r in replies) == [200] * 9 + [201], [r.text for r in replies]
+    assert len({r.text for r in replies}) == 1
+    assert (await exposure(api))["open_receivables"] == "-200.00", "unapplied credit once"
