@@ -26,22 +26,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, *, workers: int = 2, env: dict[str, str] | None = None,
-          port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
+def serve(database_url: str | None, *, workers: int = 2, env: dict[str, str] | None = None,
+          port: int | None = None, log_path: Path | None = None, cwd: Path = ROOT
+          ) -> Iterator[str]:
     """Start `creditgate serve`, wait until /readyz answers, yield its base URL.
 
+    `database_url=None` serves the default (an SQLite file in `cwd`), as `make run` does.
     The server's stderr (its JSON log) goes to `log_path` if given, else to a temporary file.
     """
     port = port or free_port()
-    full_env = {**os.environ, "DATABASE_URL": database_url,
-                "CREDITGATE_EXPIRE_INTERVAL_SECONDS": "0", "CREDITGATE_LOG_LEVEL": "WARNING",
-                **(env or {})}
+    full_env = {**os.environ, "CREDITGATE_EXPIRE_INTERVAL_SECONDS": "0",
+                "CREDITGATE_LOG_LEVEL": "WARNING", **(env or {})}
+    full_env.pop("DATABASE_URL", None)
+    if database_url is not None:
+        full_env["DATABASE_URL"] = database_url
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     # stderr goes to a file: an unread pipe fills up and then blocks the workers' logging.
     with _log_file(log_path) as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
-             str(workers)], cwd=ROOT, env=full_env, start_new_session=True,
+             str(workers)], cwd=cwd, env=full_env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=log)
         base = f"http://127.0.0.1:{port}"
         try:

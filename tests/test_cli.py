@@ -39,8 +39,7 @@ def test_sqlite_default_migrate_demo_and_one_check(tmp_path):
     assert demo.returncode == 0, demo.stderr
     key = next(w for w in demo.stdout.split() if w.startswith("cg_"))
     assert (tmp_path / "creditgate.db").exists()
-    with serve("", workers=1, env={"DATABASE_URL": f"sqlite:///{tmp_path}/creditgate.db"}
-               ) as base:
+    with serve(None, workers=1, cwd=tmp_path) as base:
         auth = {"Authorization": f"Bearer {key}"}
         r = httpx.post(f"{base}/v1/credit-checks", headers=auth, json={
             "order_id": "SMOKE-1", "customer_id": "ACME-001", "amount": "5000.00",
