@@ -101,13 +101,18 @@ async def test_import_reports_the_bad_line_and_applies_nothing(api, database_url
     assert (await exposure(api, "A"))["open_receivables"] == "0.00"
 
 
-async def test_import_of_an_unknown_customer_applies_nothing(api, database_url, tmp_path):
-    await account(api, "A", limit="1000")
+def _import_rows(tmp_path: Path, database_url: str, *rows: str
+                 ) -> subprocess.CompletedProcess[str]:
     csv = tmp_path / "items.csv"
     csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
-                   f"A,A-1,100,EUR,{days(10)}\n"
-                   f"ZZ-UNKNOWN,Z-1,100,EUR,{days(10)}\n")
-    out = cli("import-open-items", str(csv), database_url=database_url)
+                   + "".join(f"{row}\n" for row in rows))
+    return cli("import-open-items", str(csv), database_url=database_url)
+
+
+async def test_import_of_an_unknown_customer_applies_nothing(api, database_url, tmp_path):
+    await account(api, "A", limit="1000")
+    out = _import_rows(tmp_path, database_url, f"A,A-1,100,EUR,{days(10)}",
+                       f"ZZ-UNKNOWN,Z-1,100,EUR,{days(10)}")
     assert out.returncode == 1
     assert "line 3: customer ZZ-UNKNOWN: no credit account" in out.stderr, out.stderr
     assert (await exposure(api, "A"))["open_receivables"] == "0.00"
@@ -178,17 +183,12 @@ async def test_import_names_the_line_of_an_item_the_ledger_refuses(api, database
     await account(api, "A", limit="1000")
     await account(api, "B", limit="1000", currency="USD")
     await invoice(api, "B-7", "10", customer_id="B", currency="USD")
-    csv = tmp_path / "items.csv"
-    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
-                   f"A,A-1,100,EUR,{days(10)}\n"
-                   f"A,A-2,5,USD,{days(10)}\n")
-    out = cli("import-open-items", str(csv), database_url=database_url)
+    out = _import_rows(tmp_path, database_url, f"A,A-1,100,EUR,{days(10)}",
+                       f"A,A-2,5,USD,{days(10)}")
     assert out.returncode == 1
     assert "line 3 (A-2): customer A: items not in EUR" in out.stderr, out.stderr
-    csv.write_text("customer_id,invoice_id,amount,currency,due_on\n"
-                   f"A,A-1,100,EUR,{days(10)}\n"
-                   f"A,B-7,5,EUR,{days(10)}\n")
-    out = cli("import-open-items", str(csv), database_url=database_url)
+    out = _import_rows(tmp_path, database_url, f"A,A-1,100,EUR,{days(10)}",
+                       f"A,B-7,5,EUR,{days(10)}")
     assert out.returncode == 1
     assert "line 3 (B-7): customer A: invoice ids belong to other customers" in out.stderr
     assert (await exposure(api, "A"))["open_receivables"] == "0.00"

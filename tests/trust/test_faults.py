@@ -600,14 +600,20 @@ async def _wait_for_hits(client: Client, customer_id: str, limit: float = 5.0) -
     raise AssertionError(f"no cache hit within {limit} s after Redis returned")
 
 
-@pytest.fixture
-async def redis_served(database_url, keys, clean_db, redis_server
-                       ) -> AsyncIterator[tuple[str, int]]:
+@contextlib.contextmanager
+def _served_with_redis(database_url: str, redis_url: str) -> Iterator[tuple[str, int]]:
     port = free_port()
-    env = {**BASE_ENV, "REDIS_URL": redis_server.url,
+    env = {**BASE_ENV, "REDIS_URL": redis_url,
            "CREDITGATE_CACHE_NAMESPACE": f"faults{secrets.token_hex(4)}"}
     with serve(database_url, workers=2, env=env, port=port) as base:
         yield base, port
+
+
+@pytest.fixture
+async def redis_served(database_url, keys, clean_db, redis_server
+                       ) -> AsyncIterator[tuple[str, int]]:
+    with _served_with_redis(database_url, redis_server.url) as served:
+        yield served
 
 
 async def test_redis_paused_or_killed_never_changes_a_decision(redis_served, redis_server, keys,
@@ -735,11 +741,8 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 @pytest.fixture
 async def slow_redis_served(database_url, keys, clean_db, slow_redis
                             ) -> AsyncIterator[tuple[str, int]]:
-    port = free_port()
-    env = {**BASE_ENV, "REDIS_URL": slow_redis.url,
-           "CREDITGATE_CACHE_NAMESPACE": f"faults{secrets.token_hex(4)}"}
-    with serve(database_url, workers=2, env=env, port=port) as base:
-        yield base, port
+    with _served_with_redis(database_url, slow_redis.url) as served:
+        yield served
 
 
 async def test_redis_answering_slowly_never_changes_a_decision(slow_redis_served, slow_redis,
