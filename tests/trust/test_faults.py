@@ -600,6 +600,16 @@ async def _wait_for_hits(client: Client, customer_id: str, limit: float = 5.0) -
     raise AssertionError(f"no cache hit within {limit} s after Redis returned")
 
 
+async def _assert_approvals_stored(db: Any, customers: tuple[str, ...]) -> None:
+    """Each series approved exactly APPROVALS orders, and no aggregate drifted."""
+    async with db.autocommit() as conn:
+        approved = dict((await conn.execute(text(
+            "SELECT customer_id, count(*) FROM orders WHERE status = 'approved' "
+            "GROUP BY customer_id"))).all())
+        assert await find_drift(conn) == []
+    assert approved == {c: APPROVALS for c in customers}
+
+
 @contextlib.contextmanager
 def _served_with_redis(database_url: str, redis_url: str) -> Iterator[tuple[str, int]]:
     port = free_port()
@@ -669,12 +679,7 @@ async def test_redis_paused_or_killed_never_changes_a_decision(redis_served, red
         assert client.server_errors() == []
     finally:
         await client.aclose()
-    async with db.autocommit() as conn:
-        approved = dict((await conn.execute(text(
-            "SELECT customer_id, count(*) FROM orders WHERE status = 'approved' "
-            "GROUP BY customer_id"))).all())
-        assert await find_drift(conn) == []
-    assert approved == {c: APPROVALS for c in ("R-BASE", "R-PAUSE", "R-DEAD", "R-AGAIN")}
+    await _assert_approvals_stored(db, ("R-BASE", "R-PAUSE", "R-DEAD", "R-AGAIN"))
     print(f"\nredis faults ({time.perf_counter() - started:.1f} s, {len(client.seen)} requests)"
           f"\n  baseline: {_summary(baseline)}\n  paused:   {_summary(paused)}"
           f"\n  killed:   {_summary(killed)}\n  back:     {_summary(again)}"
@@ -816,12 +821,7 @@ async def test_redis_answering_slowly_never_changes_a_decision(slow_redis_served
         assert client.server_errors() == []
     finally:
         await client.aclose()
-    async with db.autocommit() as conn:
-        approved = dict((await conn.execute(text(
-            "SELECT customer_id, count(*) FROM orders WHERE status = 'approved' "
-            "GROUP BY customer_id"))).all())
-        assert await find_drift(conn) == []
-    assert approved == {c: APPROVALS for c in ("SL-BASE", "SL-SLOW", "SL-BACK")}
+    await _assert_approvals_stored(db, ("SL-BASE", "SL-SLOW", "SL-BACK"))
     print(f"\nslow redis, replies held {ms(SLOW_REPLY)} ({time.perf_counter() - started:.1f} s, "
           f"{len(client.seen)} requests, {slow_redis.delayed} replies held, slow series "
           f"{slow_took:.1f} s)"
