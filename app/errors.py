@@ -157,7 +157,7 @@ class _WithoutMessages(logging.Filter):
 
 def _described(exc: BaseException) -> dict[str, str]:
     fields = {"error_type": _qualname(exc), "traceback": _traceback_without_messages(exc)}
-    state = _sqlstate(exc)
+    state = sqlstate(exc)
     if state:
         fields["sqlstate"] = state
     return fields
@@ -187,7 +187,8 @@ def _traceback_without_messages(exc: BaseException) -> str:
     return "\n\nwhich led to:\n\n".join(parts)
 
 
-def _sqlstate(exc: BaseException) -> str | None:
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, looked for down its chain of causes."""
     for e in _chain(exc):
         state = getattr(e, "sqlstate", None)
         if isinstance(state, str) and state:

@@ -45,7 +45,8 @@ _ERRORS = {
     "422": "Invalid fields (`validation_error`, with `errors`), or a currency other than "
            "the account's (`currency_mismatch`)",
     "429": "Rate limit of the key exceeded (`rate_limited`); see `Retry-After`",
-    "503": "The database is unavailable or too slow (`unavailable`); nothing is guessed",
+    "503": "The database is unavailable or too slow (`unavailable`); nothing is guessed. "
+           "A policy change that could not get in between running decisions (`busy`)",
 }
 _BODYLESS = {"400", "413"}
 

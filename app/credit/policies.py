@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
@@ -14,7 +15,7 @@ from app.auth.roles import Caller
 from app.credit.policy import RISK_CLASSES, PolicyParams, default_policy
 from app.credit.tables import policies, policy_changes
 from app.db import ALL_CUSTOMERS, Database, touch
-from app.errors import NotFound
+from app.errors import AppError, NotFound, sqlstate
 from app.fields import (
     AmountOut,
     Days,
@@ -26,6 +27,13 @@ from app.fields import (
     Text,
 )
 from app.ids import new_id
+
+LOCK_WAIT_MS = 1000
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class Busy(AppError):
+    status, code, title = 503, "busy", "Busy"
 
 
 class PolicyIn(RequestModel):
@@ -132,7 +140,17 @@ async def _wait_for_deciding_checks(conn: AsyncConnection) -> None:
     reads go on). An optimistic check decided on a read from before then is stopped by its
     guard, which compares the policy's version.
     """
-    await conn.execute(text("LOCK TABLE accounts IN EXCLUSIVE MODE"))
+    # Checks queue behind a waiting EXCLUSIVE request: never wait longer than a check's
+    # deadline allows (a long batch, such as a CSV import, may hold account locks for minutes).
+    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'"))
+    try:
+        await conn.execute(text("LOCK TABLE accounts IN EXCLUSIVE MODE"))
+    except DBAPIError as exc:
+        if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+            raise
+        raise Busy("accounts are being changed by a long transaction (an import, a batch); "
+                   "the policy was not changed; retry shortly",
+                   headers={"Retry-After": "1"}) from exc
 
 
 async def _locked(conn: AsyncConnection, risk_class: str) -> Any:

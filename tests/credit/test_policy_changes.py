@@ -64,3 +64,22 @@ async def test_every_change_moves_the_version_the_guard_compares(api, db, risk_c
         assert r.status_code == 200
     async with db.begin() as conn:
         assert (await load_locked(conn, "C1", dt.date.today())).policy_version == before + 2
+
+
+async def test_a_policy_change_gives_up_rather_than_stall_order_entry(api, db):
+    """A long transaction holding account locks (an import): the change answers 503 busy
+    within its lock wait and changes nothing, so checks queued behind it are not held up."""
+    await account(api, limit="1000")
+    async with db.begin() as conn:
+        assert await load_locked(conn, "C1", dt.date.today()) is not None
+        started = asyncio.get_running_loop().time()
+        r = await api.put("/v1/policies/unrated", PREPAY_ALL, role="controller")
+        waited = asyncio.get_running_loop().time() - started
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "busy" and r.headers["Retry-After"] == "1"
+    assert waited < 5
+    policy = (await api.get("/v1/policies/unrated", role="controller")).json()
+    assert policy["prepay_required"] is False
+    history = (await api.get("/v1/policies/unrated/history", role="controller")).json()
+    assert history == []
+    assert (await check(api, "O1", "100"))["outcome"] == "approve"
