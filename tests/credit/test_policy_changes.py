@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 import pytest
 
+from app import clock
 from app.auth.roles import Caller, Role
 from app.credit import pg as pg_sql
 from app.credit.policies import PolicyIn, put_policy
@@ -44,7 +44,7 @@ async def test_a_check_decided_before_a_policy_change_cannot_land_after_it(api, 
 async def test_a_policy_change_waits_for_checks_holding_the_account_lock(api, db):
     await account(api, limit="1000")
     async with db.begin() as conn:
-        assert await load_locked(conn, "C1", dt.date.today()) is not None
+        assert await load_locked(conn, "C1", clock.today()) is not None
         change = asyncio.create_task(put_policy(db, "unrated", PolicyIn(**PREPAY_ALL),
                                                 CONTROLLER))
         await asyncio.sleep(0.3)
@@ -58,12 +58,12 @@ async def test_a_policy_change_waits_for_checks_holding_the_account_lock(api, db
 async def test_every_change_moves_the_version_the_guard_compares(api, db, risk_class):
     await account(api, limit="1000", risk_class=risk_class)
     async with db.begin() as conn:
-        before = (await load_locked(conn, "C1", dt.date.today())).policy_version
+        before = (await load_locked(conn, "C1", clock.today())).policy_version
     for _ in range(2):
         r = await api.put(f"/v1/policies/{risk_class}", PREPAY_ALL, role="controller")
         assert r.status_code == 200
     async with db.begin() as conn:
-        assert (await load_locked(conn, "C1", dt.date.today())).policy_version == before + 2
+        assert (await load_locked(conn, "C1", clock.today())).policy_version == before + 2
 
 
 async def test_a_policy_change_gives_up_rather_than_stall_order_entry(api, db):
@@ -71,7 +71,7 @@ async def test_a_policy_change_gives_up_rather_than_stall_order_entry(api, db):
     within its lock wait and changes nothing, so checks queued behind it are not held up."""
     await account(api, limit="1000")
     async with db.begin() as conn:
-        assert await load_locked(conn, "C1", dt.date.today()) is not None
+        assert await load_locked(conn, "C1", clock.today()) is not None
         started = asyncio.get_running_loop().time()
         r = await api.put("/v1/policies/unrated", PREPAY_ALL, role="controller")
         waited = asyncio.get_running_loop().time() - started
