@@ -8,10 +8,9 @@
 # Migrations are never run at start: run `creditgate migrate` as its own step (a one-shot
 # container, the compose `migrate` service, the Kubernetes Job) before the new version serves.
 #
-# Layout: `creditgate migrate` looks for alembic.ini and migrations/ one directory above the
-# `app` package (app/cli.py ROOT), so the image keeps that layout in /srv/creditgate and
-# imports `app` from there (PYTHONPATH); the virtualenv in /opt/venv holds the dependencies
-# and the `creditgate` console script only.
+# Layout: the image holds one thing of creditgate's, the virtualenv /opt/venv with the wheel
+# installed in it (dependencies, the `creditgate` console script, and the migrations, which
+# ship inside the package as `app.migrations`). No source tree, no alembic.ini, no PYTHONPATH.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -23,17 +22,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# README.md is the project's `readme` in pyproject.toml: the wheel build needs it.
+# What the wheel is built from. README.md is the project's `readme` in pyproject.toml.
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY migrations ./migrations
 
-# The code is served from /srv/creditgate/app (next to migrations/), not from site-packages:
-# the last step drops the copy the wheel installed, so there is exactly one `app` in the image.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/creditgate-*.whl \
- && rm -rf "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/app"
+ && /opt/venv/bin/pip install /wheels/creditgate-*.whl
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -45,7 +42,6 @@ LABEL org.opencontainers.image.title="creditgate" \
 # PROMETHEUS_MULTIPROC_DIR: counters shared by the uvicorn workers; `creditgate serve` empties
 # it at start. Kubernetes mounts an emptyDir there (its root filesystem is read-only).
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/srv/creditgate \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PROMETHEUS_MULTIPROC_DIR=/var/lib/creditgate/metrics
@@ -56,15 +52,11 @@ RUN groupadd --system --gid 10001 creditgate \
  && mkdir -p /var/lib/creditgate/metrics \
  && chown -R creditgate:creditgate /var/lib/creditgate
 
+# pip compiled the package's bytecode at install; root owns it, the service user cannot write.
 COPY --from=build /opt/venv /opt/venv
 
-WORKDIR /srv/creditgate
-# Owned by root and not writable by the service user.
-COPY alembic.ini ./alembic.ini
-COPY migrations ./migrations
-COPY app ./app
-RUN python -m compileall -q /srv/creditgate/app /srv/creditgate/migrations
-
+# The working directory is the service user's (nothing of creditgate's is read from it).
+WORKDIR /var/lib/creditgate
 USER 10001:10001
 
 EXPOSE 8000

@@ -1,4 +1,5 @@
-"""Redis read cache: versioned cache-aside for per-customer credit state. Never authoritative.
+"""Redis read cache: versioned cache-aside of one opaque document per customer. Never
+authoritative (what the document holds, and its codec, are app/credit/reads.py's).
 
 Layout (under a namespace, default `cg`): `cg:epoch` (global), `cg:ver:{customer}` (a new
 random token after every committed change of that customer), `cg:state:{customer}` = {"e": epoch,
@@ -29,8 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from app.credit.state import CreditState, state_from_doc, state_to_doc
-from app.db import ALL_CUSTOMERS, Database, OnCommit
+from app.db.engine import ALL_CUSTOMERS, Database, OnCommit
 from app.metrics import CACHE_REQUESTS
 from app.notify import CACHE_CHANNEL, notify
 
@@ -71,9 +71,9 @@ class Cache:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    async def get_state(self, customer_id: str, today: dt.date
-                        ) -> tuple[CreditState | None, Token | None]:
-        """A cached credit state, or None and the token to store a fresh one under."""
+    async def get(self, customer_id: str, today: dt.date
+                  ) -> tuple[dict[str, Any] | None, Token | None]:
+        """A customer's cached document of today, or None and the token to store one under."""
         if not await self._usable():
             return None, None
         try:
@@ -88,14 +88,16 @@ class Cache:
             if (entry["e"], entry["v"], entry["d"]) == (token.epoch, token.version,
                                                           today.isoformat()):
                 CACHE_REQUESTS.labels("hit").inc()
-                return state_from_doc(entry["s"]), token
+                doc: dict[str, Any] = entry["s"]
+                return doc, token
         CACHE_REQUESTS.labels("miss").inc()
         return None, token
 
-    async def put_state(self, customer_id: str, token: Token, today: dt.date,
-                        state: CreditState) -> None:
-        entry = {"e": token.epoch, "v": token.version, "d": today.isoformat(),
-                 "s": state_to_doc(state)}
+    async def put(self, customer_id: str, token: Token, today: dt.date,
+                  doc: dict[str, Any]) -> None:
+        """Store a document read after `token` was seen; dead on arrival if a write came
+        in between."""
+        entry = {"e": token.epoch, "v": token.version, "d": today.isoformat(), "s": doc}
         try:
             await self._redis.set(self._state + customer_id, json.dumps(entry), ex=self._ttl)
         except Exception as exc:  # noqa: BLE001

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from app import clock
+from app.assessment.schemas import ApplyIn, AssessmentIn
+from app.assessment.service import apply, propose
 from app.auth.roles import Caller, Role
 from app.customers.repository import get_account
 from app.customers.schemas import AccountIn
 from app.customers.service import put_account
-from app.db import Database
-from app.receivables.schemas import InvoiceIn
-from app.receivables.service import post_invoice
+from app.db.engine import Database
+from app.receivables.schemas import InvoiceIn, PaymentIn
+from app.receivables.service import post_invoice, post_payment
 
 SYSTEM = Caller("system", "demo", Role.ADMIN)
 
@@ -28,7 +31,26 @@ CUSTOMERS = [
     ("HOOLI-005", "Hooli Retail", "0", "unrated", False, []),
     ("STARK-006", "Stark Components AG", "250000", "AA", False,
      [("INV-STARK-1", "120500.00", 20), ("INV-STARK-2", "8200.00", -140)]),
+    ("WAYNE-007", "Wayne Industrial BV", "0", "unrated", False, []),
 ]
+
+# Initech paid last quarter's invoice 60 days late: its payment behaviour shows it.
+LATE_INVOICE = ("INV-INIT-0", "5000.00", -90)  # due 90 days ago, issued 30 days before that
+LATE_PAYMENT = ("PAY-INIT-0", 30)  # received 30 days ago
+
+# Wayne has no limit yet: a credit controller assesses it from its accounts and applies it.
+WAYNE_EVIDENCE: dict[str, Any] = {
+    "assessment_id": "A-DEMO-WAYNE",
+    "financials": {"current_assets": "900000", "current_liabilities": "450000",
+                   "inventory": "300000", "total_assets": "2400000",
+                   "total_liabilities": "1300000", "equity": "1100000",
+                   "intangible_assets": "100000", "revenue": "6000000",
+                   "net_income": "300000", "operating_income": "480000",
+                   "interest_expense": "60000"},
+    "external_score": {"provider": "demo bureau", "score": 81},
+    "years_in_business": 22, "industry_risk": "low",
+    "expected_monthly_purchases": "40000",
+}
 
 
 async def load_demo(db: Database) -> bool:
@@ -47,4 +69,25 @@ async def load_demo(db: Database) -> bool:
                 invoice_id=invoice_id, customer_id=customer_id, amount=Decimal(amount),
                 currency="EUR", due_on=today + dt.timedelta(days=due_in),
                 issued_on=today + dt.timedelta(days=due_in - 30)), SYSTEM)
+    await _late_payer(db, today)
+    await _assessed(db)
     return True
+
+
+async def _late_payer(db: Database, today: dt.date) -> None:
+    invoice_id, amount, due_in = LATE_INVOICE
+    await post_invoice(db, InvoiceIn(
+        invoice_id=invoice_id, customer_id="INITECH-002", amount=Decimal(amount),
+        currency="EUR", due_on=today + dt.timedelta(days=due_in),
+        issued_on=today + dt.timedelta(days=due_in - 30)), SYSTEM)
+    payment_id, days_ago = LATE_PAYMENT
+    await post_payment(db, PaymentIn(
+        payment_id=payment_id, customer_id="INITECH-002", amount=Decimal(amount),
+        currency="EUR", invoice_id=invoice_id,
+        received_on=today - dt.timedelta(days=days_ago)), SYSTEM)
+
+
+async def _assessed(db: Database) -> None:
+    await propose(db, "WAYNE-007", AssessmentIn.model_validate(WAYNE_EVIDENCE), SYSTEM)
+    await apply(db, "WAYNE-007", WAYNE_EVIDENCE["assessment_id"],
+                ApplyIn(reason="demo: assessed from the 2025 accounts"), SYSTEM)

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth.rate_limit import RateLimiter
 from app.auth.roles import Caller, Role
 from app.auth.verifier import KeyVerifier, Miss
-from app.db import Database
-from app.errors import Forbidden, Unauthorized, within
-from app.http import time_left
-from app.limits import RateLimiter
+from app.cache import Cache
+from app.db.engine import Database
+from app.deadline import time_left, within
+from app.errors import Forbidden, Unauthorized
 
 
 async def get_db(request: Request) -> Database:
@@ -22,6 +23,15 @@ async def get_db(request: Request) -> Database:
 
 
 DbDep = Annotated[Database, Depends(get_db)]
+
+
+async def get_cache(request: Request) -> Cache | None:
+    """The process's Redis read cache, if REDIS_URL is set (and trustworthy here)."""
+    cache: Cache | None = request.app.state.cache
+    return cache
+
+
+CacheDep = Annotated[Cache | None, Depends(get_cache)]
 
 
 def _bearer(request: Request) -> str:
@@ -34,8 +44,9 @@ def _bearer(request: Request) -> str:
     return key.strip()
 
 
-def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
-    """A dependency admitting the given roles (and controller/admin, who may call everything)."""
+def require(*roles: Role, exactly: bool = False) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting the given roles (and controller/admin, who may call everything,
+    unless `exactly`: then only the roles named)."""
     allowed = frozenset(roles)
 
     async def caller(request: Request) -> Caller:
@@ -46,7 +57,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
             found = await within(time_left(request), verifier.verify(key))
         if found is None:
             raise Unauthorized("unknown or revoked API key")
-        if not found.may(allowed):
+        if not (found.role in allowed if exactly else found.may(allowed)):
             raise Forbidden(f"role {found.role.value} may not call this endpoint")
         limiter: RateLimiter = request.app.state.limiter
         limiter.check(found.key_id)
@@ -63,3 +74,5 @@ OrderEntry = Annotated[Caller, Depends(require(Role.ORDER_ENTRY))]
 Warehouse = Annotated[Caller, Depends(require(Role.WAREHOUSE))]
 OrderReader = Annotated[Caller, Depends(require(Role.ORDER_ENTRY, Role.WAREHOUSE))]
 AnyRole = Annotated[Caller, Depends(require(*ANY_ROLE))]
+# Admin-only endpoints (scorecard changes, webhooks): controllers may call everything else.
+Admin = Annotated[Caller, Depends(require(Role.ADMIN, exactly=True))]

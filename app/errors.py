@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -14,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("creditgate.errors")
@@ -106,14 +106,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, title, detail, headers=exc.headers)
 
 
+# Every method a route could be registered for (CONNECT is never served by an ASGI route).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the router would dispatch for this path: each route is asked, through the
+    routing protocol itself (`matches`), whether it would fully match the request made with
+    that method. Reading `path_regex` off `app.routes` misses every route FastAPI keeps
+    inside an included router (its `app.routes` holds one wrapper per `include_router`),
+    while `matches` recurses into those wrappers, mounts and sub-routers as dispatch does."""
+    allowed = []
+    for method in _METHODS:
+        # A fresh FastAPI scope namespace: matching records its choices there.
+        probe = {**request.scope, "method": method, "fastapi": {}}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _method_not_allowed(request: Request) -> JSONResponse:
-    """405 naming every method the path supports (FastAPI makes one route per method)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    allow = ", ".join(sorted(methods))
+    """405 naming every method the path supports (RFC 9110 §15.5.6: with an `Allow`)."""
+    allow = ", ".join(_allowed_methods(request))
     return problem(405, "method_not_allowed", "Method not allowed",
                    f"{request.method} is not supported here; use {allow}",
                    headers={"Allow": allow})
@@ -130,7 +144,29 @@ async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
                        "the database is not reachable; retry with the same request: a "
                        "decision that was taken is replayed, none is taken twice",
                        headers={"Retry-After": "1"})
+    if is_schema_outdated(exc):
+        return _schema_outdated(exc)
     return await _unexpected(request, exc)
+
+
+# undefined_table, undefined_column: the code runs against a schema it was not built for.
+_SCHEMA_STATES = ("42P01", "42703")
+
+
+def is_schema_outdated(exc: BaseException) -> bool:
+    """True for failures that mean "the database is not migrated to this code's schema"."""
+    return sqlstate(exc) in _SCHEMA_STATES
+
+
+def _schema_outdated(exc: BaseException) -> JSONResponse:
+    from app.schema import MIGRATE_HINT, shipped
+
+    log.error("database schema outdated (SQLSTATE %s): %s", sqlstate(exc), MIGRATE_HINT)
+    expected = ", ".join(shipped().heads) or None
+    return problem(503, "schema_outdated", "Service unavailable",
+                   f"the database schema is not the one this version needs (revision "
+                   f"{expected}): an operator must {MIGRATE_HINT}",
+                   headers={"Retry-After": "30"}, expected_revision=expected)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -225,34 +261,6 @@ def _is_connection_error(orig: BaseException | None) -> bool:
             return True
         orig = orig.__cause__ or orig.__context__
     return False
-
-
-T = TypeVar("T")
-
-
-async def within(seconds: float, work: Awaitable[T]) -> T:
-    """The result of `work`, or a 503 once `seconds` have passed — at once, without waiting
-    for the abandoned work to finish cancelling (closing a connection to a hung database
-    can itself take seconds)."""
-    task = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=max(seconds, 0.0))
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if task in done:
-        result: T = task.result()
-        return result
-    task.cancel()
-    task.add_done_callback(_forget)
-    raise Unavailable(
-        "the database did not answer in time; retry with the same request: a decision "
-        "that was taken is replayed, none is taken twice", headers={"Retry-After": "1"})
-
-
-def _forget(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("abandoned work ended with %s", type(task.exception()).__name__)
 
 
 def install(app: FastAPI) -> None:

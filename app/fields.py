@@ -165,6 +165,7 @@ def whole_number(minimum: int, maximum: int) -> Any:
 
 
 Days = whole_number(0, 3650)
+PaymentIndex = whole_number(1, 100)
 RatioOut = Annotated[
     Decimal,
     PlainSerializer(lambda d: str(d.normalize() if d != d.to_integral() else d.quantize(

@@ -5,19 +5,20 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
 from app import clock
 from app.auth.roles import Caller, Role
-from app.credit.release import auto_release
-from app.db import Database
+from app.db.engine import Database
 from app.errors import AppError
 from app.fields import ID_PATTERN
 from app.receivables.schemas import MAX_SNAPSHOT_ITEMS, OpenItemIn
-from app.receivables.service import apply_snapshot
+from app.receivables.service import replace_open_items
 
 COLUMNS = ("customer_id", "invoice_id", "amount", "currency", "due_on")
 MAX_ROWS = 2_000_000
@@ -46,15 +47,41 @@ class OpenItemsFile:
 
 
 def read_items(path: Path, max_rows: int = MAX_ROWS) -> OpenItemsFile:
-    """Parse and validate the whole file first; every problem names its line."""
+    """Parse and validate the whole file first; every problem names its line (a file that
+    cannot be read, or is not UTF-8 CSV, is a problem too: ImportError_, never OSError)."""
+    try:
+        with path.open("rb") as handle:
+            return _read(_utf8_lines(handle), max_rows)
+    except FileNotFoundError:
+        raise ImportError_([f"cannot read {path}: there is no such file"]) from None
+    except IsADirectoryError:
+        raise ImportError_([f"cannot read {path}: it is a directory, not a CSV file"]) from None
+    except PermissionError:
+        raise ImportError_([f"cannot read {path}: permission denied"]) from None
+    except OSError as exc:
+        raise ImportError_([f"cannot read {path}: {exc.strerror or exc}"]) from None
+
+
+def _utf8_lines(handle: BinaryIO) -> Iterator[str]:
+    """The file's lines (with their line ends, as csv wants them), decoded as UTF-8."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportError_([f"line {number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                                f"at column {exc.start + 1}); export the file as UTF-8 CSV"]
+                               ) from None
+
+
+def _read(lines: Iterator[str], max_rows: int) -> OpenItemsFile:
     parsed = OpenItemsFile()
     problems: list[str] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(lines)
+    try:
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ImportError_([f"line 1: missing column(s) {', '.join(missing)}; expected "
-                                f"{','.join(COLUMNS)}"])
+                                f"the header {','.join(COLUMNS)}"])
         for row in reader:
             line = reader.line_num
             if line > max_rows + 1:
@@ -66,6 +93,8 @@ def read_items(path: Path, max_rows: int = MAX_ROWS) -> OpenItemsFile:
                 if len(problems) >= MAX_PROBLEMS:
                     problems.append("(stopped after 50 problems)")
                     break
+    except csv.Error as exc:
+        raise ImportError_([f"line {reader.line_num}: not CSV ({exc})"]) from None
     for customer_id, items in parsed.groups.items():
         if len(items) > MAX_SNAPSHOT_ITEMS:
             problems.append(f"customer {customer_id} (from line "
@@ -97,17 +126,20 @@ def _check_row(row: dict[str, str | None], line: int, parsed: OpenItemsFile) -> 
 
 async def import_open_items(db: Database, path: Path) -> list[str]:
     """Replace the open items of every customer in the file, in one transaction."""
-    parsed = read_items(path)
+    return await apply_items(db, read_items(path))
+
+
+async def apply_items(db: Database, parsed: OpenItemsFile) -> list[str]:
+    """Replace the open items of every customer of a read file, in one transaction."""
     groups = parsed.groups
     today, now = clock.today(), clock.now()
     summary: list[str] = []
     try:
         async with db.begin() as conn:
             for customer_id in sorted(groups):  # a fixed lock order: no deadlocks
-                result = await apply_snapshot(conn, customer_id, groups[customer_id],
-                                              IMPORTER, today, now)
-                await auto_release(conn, customer_id, today=today, now=now,
-                                   ttl_days=db.settings.reservation_ttl_days)
+                result, _released = await replace_open_items(
+                    conn, customer_id, groups[customer_id], IMPORTER, today=today, now=now,
+                    ttl_days=db.settings.reservation_ttl_days)
                 summary.append(
                     f"{customer_id}: {len(result.added)} added, {len(result.changed)} changed, "
                     f"{len(result.removed)} removed, {result.unchanged} unchanged; open "

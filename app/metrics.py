@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from app.credit.schemas import DecisionOut
+from app.credit.policy import Decision
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
                    1.0, 2.5)
@@ -37,12 +37,21 @@ HTTP_REQUESTS = Counter("creditgate_http_requests_total", "HTTP requests",
 HTTP_SECONDS = Histogram("creditgate_http_request_seconds", "HTTP request duration",
                          ["method", "route"], buckets=LATENCY_BUCKETS)
 CACHE_REQUESTS = Counter("creditgate_cache_requests_total", "Redis cache lookups", ["result"])
+ASSESSMENTS = Counter("creditgate_assessments_total", "Assessments proposed, by grade",
+                      ["grade"])
 RESERVATIONS_EXPIRED = Counter("creditgate_reservations_expired_total",
                                "Reservations released because they lapsed")
+ALERTS_RAISED = Counter("creditgate_alerts_raised_total", "Early-warning alerts raised, by kind",
+                        ["kind"])
+EVENTS = Counter("creditgate_events_total", "Events committed to the outbox, by type", ["type"])
+WEBHOOK_DELIVERIES = Counter("creditgate_webhook_deliveries_total", "Webhook delivery attempts "
+                             "by result (delivered, retried, failed: given up)", ["result"])
 DB_POOL_IN_USE = Gauge("creditgate_db_pool_connections_in_use", "Database connections checked "
                        "out of the pool", multiprocess_mode="livesum")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Decisions committed by one request or task, each with its order's channel (for counting).
+Decided = list[tuple[Decision, str | None]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -70,22 +79,11 @@ class Channels:
         return channel if channel in self._known else "other"
 
 
-def count_decisions(decided: Iterable[tuple[DecisionOut, str | None]], channels: Channels
-                    ) -> None:
+def count_decisions(decided: Decided, channels: Channels) -> None:
     """One increment per decision, labelled with its primary reason."""
     for decision, channel in decided:
-        decision_series(decision.outcome, primary_reason(decision),
+        decision_series(decision.outcome.value, decision.primary_reason.value,
                         channels.label(channel)).inc()
-
-
-def primary_reason(decision: DecisionOut) -> str:
-    """The first listed reason of the decision's outcome (reasons are in policy-table order)."""
-    from app.credit.policy import REASON_OUTCOME, ReasonCode
-
-    for reason in decision.reasons:
-        if REASON_OUTCOME[ReasonCode(reason.code)].value == decision.outcome:
-            return reason.code
-    return decision.reasons[0].code
 
 
 def multiprocess_dir() -> str | None:
@@ -116,16 +114,32 @@ def _alive(pid: int) -> bool:
 
 
 class _Snapshot:
-    def __init__(self, holds_open: int | None) -> None:
+    def __init__(self, holds_open: int | None, alerts_open: dict[str, int] | None,
+                 webhook_backlog: int | None = None) -> None:
         self._holds_open = holds_open
+        self._alerts_open = alerts_open
+        self._webhook_backlog = webhook_backlog
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         if self._holds_open is not None:
             yield GaugeMetricFamily("creditgate_holds_open", "Orders waiting in the hold queue",
                                     value=self._holds_open)
+        if self._alerts_open is not None:
+            family = GaugeMetricFamily("creditgate_alerts_open", "Open (incl. acknowledged) "
+                                       "early-warning alerts, by kind", labels=["kind"])
+            for kind, n in sorted(self._alerts_open.items()):
+                family.add_metric([kind], n)
+            yield family
+        # Declared even while the database is down (no sample then), like the counters.
+        backlog = GaugeMetricFamily("creditgate_webhook_backlog", "Events not yet delivered to "
+                                    "every webhook endpoint that should receive them")
+        if self._webhook_backlog is not None:
+            backlog.add_metric([], self._webhook_backlog)
+        yield backlog
 
 
-def render(holds_open: int | None) -> bytes:
+def render(holds_open: int | None, alerts_open: dict[str, int] | None = None,
+           webhook_backlog: int | None = None) -> bytes:
     """The exposition text: every worker's counters plus gauges read at scrape time."""
     directory = multiprocess_dir()
     if directory:
@@ -135,5 +149,5 @@ def render(holds_open: int | None) -> bytes:
     else:
         text = generate_latest(REGISTRY)
     extra = CollectorRegistry()
-    extra.register(_Snapshot(holds_open))
+    extra.register(_Snapshot(holds_open, alerts_open, webhook_backlog))
     return text + generate_latest(extra)

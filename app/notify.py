@@ -1,7 +1,7 @@
 """Cross-process signals over PostgreSQL LISTEN/NOTIFY: one listening connection per process.
 
 Used for what every worker of every replica must hear at once: a revoked API key, and a cache
-invalidation that could not reach Redis. Unavailable on SQLite, and behind transaction-mode
+invalidation that could not reach Redis. Unavailable behind transaction-mode
 PgBouncer unless CREDITGATE_LISTEN_DATABASE_URL names a direct (or session-mode) connection;
 whoever depends on it must then not trust what it cached. Sending (pg_notify) works anywhere.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.engine import driver_connect_args
 from app.settings import Settings
 
 log = logging.getLogger("creditgate.notify")
@@ -43,7 +43,7 @@ class Notifications:
     @property
     def possible(self) -> bool:
         s = self._settings
-        return not s.is_sqlite and (not s.db_pgbouncer or s.listen_database_url is not None)
+        return not s.db_pgbouncer or s.listen_database_url is not None
 
     def subscribe(self, channel: str, handler: Callable[[str], None]) -> None:
         self._handlers.setdefault(channel, []).append(handler)
@@ -61,14 +61,11 @@ class Notifications:
             await asyncio.sleep(1)
 
     async def _listen(self) -> None:
-        url = make_url(self._settings.listen_database_url or self._settings.database_url)
+        url = self._settings.listen_database_url or self._settings.require_database_url()
         conn: asyncpg.Connection | None = None
         try:
-            # Only the connection facts: query options meant for SQLAlchemy's dialect are not
-            # server settings, and asyncpg would send them as such.
-            conn = await asyncpg.connect(
-                host=url.host, port=url.port, user=url.username, password=url.password,
-                database=url.database, timeout=self._settings.db_timeout_seconds)
+            conn = await asyncpg.connect(**driver_connect_args(url),
+                                         timeout=self._settings.db_timeout_seconds)
             closed = asyncio.Event()
             conn.add_termination_listener(lambda _conn: closed.set())
             for channel in self._handlers:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.credit.release import Decided
-from app.metrics import Channels, count_decisions
+from app.metrics import Channels, Decided, count_decisions
 
 
 def count(request: Request, decided: Decided | None) -> None:

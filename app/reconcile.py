@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import clock
+from app.customers.repository import set_payment_index
 from app.customers.tables import accounts
-from app.db import touch
+from app.db.engine import touch
 from app.money import ZERO
 from app.orders.models import RESERVING, Status
 from app.orders.tables import orders
+from app.receivables import behaviour as b
 from app.receivables.tables import open_items, payments
 
 AGGREGATES = ("open_receivables", "open_orders", "held_amount", "held_count")
@@ -23,8 +27,8 @@ AGGREGATES = ("open_receivables", "open_orders", "held_amount", "held_count")
 class Drift:
     customer_id: str
     aggregate: str
-    maintained: Decimal | int
-    recomputed: Decimal | int
+    maintained: Decimal | int | None
+    recomputed: Decimal | int | None
 
 
 def _recomputed() -> Any:
@@ -52,8 +56,9 @@ def _recomputed() -> Any:
         .order_by(accounts.c.customer_id))
 
 
-async def find_drift(conn: AsyncConnection) -> list[Drift]:
-    """Every aggregate whose maintained value differs from its recomputation."""
+async def find_drift(conn: AsyncConnection, today: dt.date | None = None) -> list[Drift]:
+    """Every aggregate whose maintained value differs from its recomputation (the payment
+    index as of `today`, by default the service's today)."""
     drift: list[Drift] = []
     for row in await conn.execute(_recomputed()):
         expected = {
@@ -70,13 +75,116 @@ async def find_drift(conn: AsyncConnection) -> list[Drift]:
     for row in await conn.execute(stray):
         drift.append(Drift(row.customer_id, f"order {row.order_id} reserved", row.reserved,
                            ZERO))
+    drift += await _bucket_drift(conn, PAYMENT_DAYS)
+    drift += await _bucket_drift(conn, INVOICED_DAYS)
+    drift += await _payment_index_drift(conn, today or clock.today())
     return drift
+
+
+# ------------------------------------------------------------------ payment behaviour (2.2)
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A per-(customer, day) aggregate table and its recomputation from line items."""
+
+    table: str
+    day: str
+    columns: tuple[str, ...]
+    recompute: str  # SELECT customer_id, <day>, <columns> ... GROUP BY customer_id, <day>
+
+
+PAYMENT_DAYS = Buckets(
+    "payment_days", "received_on",
+    ("amount", "late_days", "on_time", "dated_amount", "dated_days", "max_days_late"),
+    """SELECT customer_id, received_on, sum(amount) AS amount,
+        sum(amount * (received_on - due_on)) AS late_days,
+        sum(CASE WHEN received_on <= due_on THEN amount ELSE 0 END) AS on_time,
+        sum(CASE WHEN issued_on IS NOT NULL THEN amount ELSE 0 END) AS dated_amount,
+        sum(CASE WHEN issued_on IS NOT NULL THEN amount * (received_on - issued_on)
+            ELSE 0 END) AS dated_days,
+        max(received_on - due_on) AS max_days_late
+    FROM payment_applications {where} GROUP BY customer_id, received_on""")
+# Invoiced sales: posted invoices only (snapshot items are not sales), on their issued_on,
+# else the UTC day they were posted.
+INVOICED_DAYS = Buckets(
+    "invoiced_days", "invoiced_on", ("amount",),
+    """SELECT customer_id, invoiced_on, sum(amount) AS amount FROM (
+        SELECT customer_id, amount,
+            COALESCE(issued_on, (created_at AT TIME ZONE 'UTC')::date) AS invoiced_on
+        FROM open_items WHERE origin = 'invoice') invoices
+    {where} GROUP BY customer_id, invoiced_on""")
+
+
+async def _bucket_drift(conn: AsyncConnection, buckets: Buckets) -> list[Drift]:
+    cols = buckets.columns
+    differs = " OR ".join(f"m.{c} IS DISTINCT FROM r.{c}" for c in cols)
+    sql = f"""SELECT COALESCE(m.customer_id, r.customer_id) AS customer_id,
+            COALESCE(m.{buckets.day}, r.{buckets.day}) AS day,
+            {", ".join(f"m.{c} AS m_{c}, r.{c} AS r_{c}" for c in cols)}
+        FROM {buckets.table} m FULL JOIN ({buckets.recompute.format(where="")}) r
+            ON r.customer_id = m.customer_id AND r.{buckets.day} = m.{buckets.day}
+        WHERE {differs} ORDER BY 1, 2"""
+    drift = []
+    for row in (await conn.execute(text(sql))).mappings():
+        for c in cols:
+            maintained, recomputed = row[f"m_{c}"], row[f"r_{c}"]
+            if maintained != recomputed:
+                drift.append(Drift(row["customer_id"], f"{buckets.table} {row['day']} {c}",
+                                   maintained, recomputed))
+    return drift
+
+
+_INDEX_INPUTS = text("""SELECT a.customer_id, a.payment_index, w.amount, w.late_days,
+        o.overdue, o.overdue_days
+    FROM accounts a
+    LEFT JOIN (SELECT customer_id, sum(amount) AS amount,
+            sum(amount * (received_on - due_on)) AS late_days
+        FROM payment_applications WHERE received_on BETWEEN :start AND :today
+        GROUP BY customer_id) w ON w.customer_id = a.customer_id
+    LEFT JOIN (SELECT customer_id, sum(open_amount) AS overdue,
+            sum(open_amount * (CAST(:today AS date) - due_on)) AS overdue_days
+        FROM open_items WHERE open_amount > 0 AND due_on < :today
+        GROUP BY customer_id) o ON o.customer_id = a.customer_id
+    ORDER BY a.customer_id""")
+
+
+async def _payment_index_drift(conn: AsyncConnection, today: dt.date) -> list[Drift]:
+    drift = []
+    rows = await conn.execute(_INDEX_INPUTS, {"start": b.window_start(today), "today": today})
+    for row in rows:
+        applied = b.Applied(amount=Decimal(row.amount or 0),
+                            late_days=Decimal(row.late_days or 0))
+        open_ = b.OpenFacts(overdue=Decimal(row.overdue or 0),
+                            overdue_days=Decimal(row.overdue_days or 0))
+        value = b.payment_index(b.days_beyond_terms(applied, open_))
+        if value != row.payment_index:
+            drift.append(Drift(row.customer_id, "payment_index", row.payment_index, value))
+    return drift
+
+
+async def _rebuild(conn: AsyncConnection, buckets: Buckets, customer_ids: set[str]) -> None:
+    """Replace the customers' buckets with their recomputation."""
+    ids = {"ids": sorted(customer_ids)}
+    await conn.execute(text(f"DELETE FROM {buckets.table} WHERE customer_id = ANY(:ids)"), ids)
+    cols = ", ".join(("customer_id", buckets.day, *buckets.columns))
+    recompute = buckets.recompute.format(where="WHERE customer_id = ANY(:ids)")
+    await conn.execute(text(f"INSERT INTO {buckets.table} ({cols}) {recompute}"), ids)
 
 
 async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
     """Set drifted account aggregates to their recomputed values; returns rows fixed."""
     fixed = 0
+    for buckets in (PAYMENT_DAYS, INVOICED_DAYS):
+        mine = [d for d in drift if d.aggregate.startswith(buckets.table + " ")]
+        if mine:
+            await _rebuild(conn, buckets, {d.customer_id for d in mine})
+            fixed += len(mine)
     for d in drift:
+        if d.aggregate == "payment_index":
+            assert d.recomputed is None or isinstance(d.recomputed, int)
+            await set_payment_index(conn, d.customer_id, d.recomputed)
+            fixed += 1
         if d.aggregate in AGGREGATES:
             await conn.execute(update(accounts).where(accounts.c.customer_id == d.customer_id)
                                .values({d.aggregate: d.recomputed}))

@@ -7,8 +7,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.tables  # noqa: F401 - registers every table on the metadata
-from app.db import metadata
+import app.db.tables  # noqa: F401 - registers every table on the metadata
+from app.db.columns import metadata
 from app.settings import Settings
 
 config = context.config

@@ -1,4 +1,6 @@
-"""Test fixtures: a throwaway PostgreSQL database, the app over ASGI, one API key per role."""
+"""Test fixtures: a throwaway PostgreSQL database and Redis namespace, the app over ASGI,
+one API key per role. The client is tests/api.py; what is emptied between tests,
+tests/cleanup.py."""
 
 from __future__ import annotations
 
@@ -11,21 +13,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
-from sqlalchemy import text
 
 from app.auth.keys import create_key, revoke_key
 from app.auth.roles import Role
-from app.db import Database
+from app.db.engine import Database
 from app.main import create_app
 from app.settings import Settings
+from tests.api import Api
+from tests.cleanup import clean
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CREDITGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CREDITGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-MUTABLE_TABLES = ("accounts", "credit_file", "open_items", "payments", "orders",
-                  "policy_changes")
 
 
 def _server_url(database: str) -> str:
@@ -63,13 +63,15 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # Generous pool and deadline: tests fire 100 requests at once into one process on a
-    # 2-core machine; the deadline and pool limits have tests of their own (tests/trust).
-    return Settings(database_url=database_url, expire_interval_seconds=0,
-                    key_cache_seconds=0, redis_url=REDIS_URL,
-                    cache_namespace=database_url.rsplit("/", 1)[1],
-                    db_pool_size=20, db_max_overflow=20, check_timeout_seconds=10,
-                    db_timeout_seconds=10, rate_limit_per_second=0)
+    # The product's defaults, except what isolates this session (its own database and cache
+    # namespace) and three background tasks, which are off: the periodic expiry and the daily
+    # alert sweep, because tests move the clock and expire or sweep on purpose, and the
+    # webhook dispatcher's poll, which would race the TRUNCATE between tests. Each task is
+    # tested on its own: tests/orders/test_lifecycle.py, tests/monitoring/test_sweep.py,
+    # tests/events/ (with a database and dispatchers of its own).
+    return Settings(database_url=database_url, redis_url=REDIS_URL,
+                    cache_namespace=database_url.rsplit("/", 1)[1], expire_interval_seconds=0,
+                    monitor_interval_seconds=0, webhook_poll_seconds=0)
 
 
 @pytest.fixture(scope="session")
@@ -99,64 +101,21 @@ async def app(settings: Settings) -> AsyncIterator[object]:
         yield application
 
 
-async def _clean(db: Database) -> None:
-    async with db.begin() as conn:
-        # The audit tables refuse TRUNCATE (migration 0004); their triggers do not fire in a
-        # replica session. Only for the TRUNCATE, and SET LOCAL ends with the transaction anyway.
-        await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text(f"TRUNCATE {', '.join(MUTABLE_TABLES)}"))
-        await conn.execute(text("SET LOCAL session_replication_role = origin"))
-        await conn.execute(text(
-            "UPDATE policies SET prepay_required = (risk_class = 'CCC'), hold_band = 0.20, "
-            "max_days_past_due = 30, prepay_days_past_due = 90, overdue_tolerance = 0"))
-
-
-class Api:
-    """An httpx client over the ASGI app that speaks as one role."""
-
-    def __init__(self, app: object, keys: dict[str, str]) -> None:
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-                                         base_url="http://creditgate.test")
-        self._keys = keys
-
-    def _headers(self, role: str | None, headers: dict[str, str] | None) -> dict[str, str]:
-        out = dict(headers or {})
-        if role is not None:
-            out.setdefault("Authorization", f"Bearer {self._keys[role]}")
-        return out
-
-    async def request(self, method: str, path: str, *, role: str | None = "admin",
-                      headers: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
-        return await self._client.request(method, path, headers=self._headers(role, headers),
-                                          **kwargs)  # type: ignore[arg-type]
-
-    async def get(self, path: str, **kw: object) -> httpx.Response:
-        return await self.request("GET", path, **kw)  # type: ignore[arg-type]
-
-    async def post(self, path: str, json: object = None, **kw: object) -> httpx.Response:
-        return await self.request("POST", path, json=json, **kw)  # type: ignore[arg-type]
-
-    async def put(self, path: str, json: object = None, **kw: object) -> httpx.Response:
-        return await self.request("PUT", path, json=json, **kw)  # type: ignore[arg-type]
-
-    async def patch(self, path: str, json: object = None, **kw: object) -> httpx.Response:
-        return await self.request("PATCH", path, json=json, **kw)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 async def _session_api(app: object, keys: dict[str, str]) -> Api:
     return Api(app, keys)
 
 
 @pytest.fixture
-async def api(_session_api: Api, db: Database) -> Api:
-    """The API, over empty ledgers and the default policies."""
-    await _clean(db)
+async def api(_session_api: Api, db: Database, settings: Settings) -> Api:
+    """The API, over empty ledgers, the default policies and an empty cache."""
+    await clean(db, settings)
     return _session_api
 
 
 @pytest.fixture
-async def clean_db(db: Database) -> Database:
-    """The database, emptied of ledgers, for tests that work below the API."""
-    await _clean(db)
+async def clean_db(db: Database, settings: Settings) -> Database:
+    """The database, emptied of ledgers (and the cache of its state), for tests that work
+    below the API."""
+    await clean(db, settings)
     return db

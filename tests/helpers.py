@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tests.conftest import Api
+from app import clock
+from tests.api import Api
 
-TODAY = dt.datetime.now(dt.UTC).date()
+
+def today() -> dt.date:
+    """The service's today (`app.clock`), read at each call: a test that moves the clock
+    moves the dates it builds with it."""
+    return clock.today()
 
 
 def days(n: int) -> str:
-    """The ISO date n days from today (negative: in the past)."""
-    return (TODAY + dt.timedelta(days=n)).isoformat()
+    """The ISO date n days from the service's today (negative: in the past)."""
+    return (today() + dt.timedelta(days=n)).isoformat()
 
 
 async def account(api: Api, customer_id: str = "C1", limit: str = "10000", **terms: Any
@@ -61,3 +66,15 @@ async def order(api: Api, order_id: str) -> dict[str, Any]:
     r = await api.get(f"/v1/orders/{order_id}")
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+async def history(api: Api, customer_id: str = "C1") -> list[dict[str, Any]]:
+    """The customer's credit file, newest first (the first page: up to 200 entries)."""
+    r = await api.get(f"/v1/customers/{customer_id}/history", params={"limit": 200})
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+async def events(api: Api, customer_id: str = "C1") -> list[str]:
+    """The events of the customer's credit file, newest first."""
+    return [entry["event"] for entry in await history(api, customer_id)]

@@ -27,16 +27,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(database_url: str | None, *, workers: int = 2, env: dict[str, str] | None = None,
-          port: int | None = None, log_path: Path | None = None, cwd: Path = ROOT
-          ) -> Iterator[str]:
+          port: int | None = None, log_path: Path | None = None, cwd: Path = ROOT,
+          ready: bool = True) -> Iterator[str]:
     """Start `creditgate serve`, wait until /readyz answers, yield its base URL.
+
+    `ready=False` waits for /livez instead, for a server that is expected never to be ready.
 
     `database_url=None` serves the default (an SQLite file in `cwd`), as `make run` does.
     The server's stderr (its JSON log) goes to `log_path` if given, else to a temporary file.
     """
     port = port or free_port()
     full_env = {**os.environ, "CREDITGATE_EXPIRE_INTERVAL_SECONDS": "0",
-                "CREDITGATE_LOG_LEVEL": "WARNING", **(env or {})}
+                "CREDITGATE_MONITOR_INTERVAL_SECONDS": "0", "CREDITGATE_LOG_LEVEL": "WARNING",
+                **(env or {})}
     full_env.pop("DATABASE_URL", None)
     if database_url is not None:
         full_env["DATABASE_URL"] = database_url
@@ -49,7 +52,7 @@ def serve(database_url: str | None, *, workers: int = 2, env: dict[str, str] | N
             stdout=subprocess.DEVNULL, stderr=log)
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, proc, log)
+            _wait_ready(base, proc, log, path="/readyz" if ready else "/livez")
             yield base
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -66,7 +69,7 @@ def _log_file(path: Path | None) -> IO[bytes]:
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: IO[bytes],
-                timeout: float = 30) -> None:
+                timeout: float = 30, path: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -74,7 +77,7 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: IO[bytes],
             err = log.read().decode(errors="replace")
             raise RuntimeError(f"server exited with {proc.returncode}: {err[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError("server did not become ready")

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import MUTABLE_TABLES, Api, _clean
+from tests.api import Api
+from tests.cleanup import MUTABLE_TABLES, clean
 from tests.helpers import account, check, days, invoice
 
 PROBLEM_JSON = "application/problem+json"
@@ -108,12 +109,12 @@ _BASELINE: dict[str, Any] = {}  # the world's snapshot, and "intact" after a cle
 
 
 @pytest.fixture
-async def world(_session_api: Api, db: Any) -> Api:
+async def world(_session_api: Api, db: Any, settings: Any) -> Api:
     """The world above. It is rebuilt unless the last test proved it still holds exactly
     the baseline, or the tables still match it."""
     if not _BASELINE.pop("intact", False) and await table_digest(db) != _BASELINE.get(
             "tables"):
-        await _clean(db)
+        await clean(db, settings)
         await build_world(_session_api)
         _BASELINE.clear()
         _BASELINE.update(await snapshot(_session_api, db))

@@ -8,14 +8,18 @@ import secrets
 from decimal import Decimal as D
 
 import pytest
+from redis.asyncio import Redis
 
 from app.cache import Cache
+from app.credit.codec import state_from_doc, state_to_doc
+from app.credit.plans import CreditState
 from app.credit.policy import Overdue, PolicyParams
-from app.credit.state import CreditState, state_from_doc, state_to_doc
 from app.customers.models import Account
 from app.main import create_app
 from app.metrics import CACHE_REQUESTS
-from tests.conftest import REDIS_URL, Api
+from tests.api import Api
+from tests.cleanup import clean
+from tests.conftest import REDIS_URL
 from tests.helpers import account, check, exposure, invoice, pay
 
 TODAY = dt.date(2026, 11, 23)
@@ -23,8 +27,13 @@ NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
 
 def state(open_orders: str = "0") -> CreditState:
-    acct = Account("C1", "Acme", "EUR", D("1000"), "A", 30, False, None, D("5"), TODAY,
-                   D("10.5"), D(open_orders), D(0), 0, 1, 1, NOW, NOW)
+    acct = Account(
+        customer_id="C1", name="Acme", currency="EUR", credit_limit=D("1000"), risk_class="A",
+        payment_terms_days=30, blocked=False, block_reason=None, temp_limit_amount=D("5"),
+        temp_limit_expires_on=TODAY, review_due_on=TODAY, max_order_amount=D("250.5"),
+        payment_index=64, open_receivables=D("10.5"), open_orders=D(open_orders),
+        held_amount=D(0), held_count=0, terms_version=1, ledger_version=1, created_at=NOW,
+        updated_at=NOW)
     return CreditState(acct, PolicyParams(), Overdue(3, D("7.25")))
 
 
@@ -46,51 +55,51 @@ def test_state_round_trips_through_json():
 
 async def test_miss_then_hit(cache):
     misses, hits = counted("miss"), counted("hit")
-    found, token = await cache.get_state("C1", TODAY)
+    found, token = await cache.get("C1", TODAY)
     assert found is None and token is not None
-    await cache.put_state("C1", token, TODAY, state())
-    found, _ = await cache.get_state("C1", TODAY)
-    assert found == state()
+    await cache.put("C1", token, TODAY, state_to_doc(state()))
+    found, _ = await cache.get("C1", TODAY)
+    assert found == state_to_doc(state())
     assert counted("miss") == misses + 1 and counted("hit") == hits + 1
 
 
 async def test_invalidation_retires_the_entry(cache):
-    _, token = await cache.get_state("C1", TODAY)
-    await cache.put_state("C1", token, TODAY, state())
+    _, token = await cache.get("C1", TODAY)
+    await cache.put("C1", token, TODAY, state_to_doc(state()))
     await cache.invalidate({"C1"})
-    found, _ = await cache.get_state("C1", TODAY)
+    found, _ = await cache.get("C1", TODAY)
     assert found is None
 
 
 async def test_invalidating_everyone(cache):
-    _, token = await cache.get_state("C1", TODAY)
-    await cache.put_state("C1", token, TODAY, state())
+    _, token = await cache.get("C1", TODAY)
+    await cache.put("C1", token, TODAY, state_to_doc(state()))
     await cache.invalidate({"*"})
-    assert (await cache.get_state("C1", TODAY))[0] is None
+    assert (await cache.get("C1", TODAY))[0] is None
 
 
 async def test_a_slow_reader_cannot_put_a_stale_value_back(cache):
-    _, token = await cache.get_state("C1", TODAY)   # reader misses, goes to the database...
+    _, token = await cache.get("C1", TODAY)   # reader misses, goes to the database...
     stale = state("0")
     await cache.invalidate({"C1"})                   # ...a writer commits and invalidates...
-    await cache.put_state("C1", token, TODAY, stale)  # ...the reader stores what it read
-    found, fresh_token = await cache.get_state("C1", TODAY)
+    await cache.put("C1", token, TODAY, state_to_doc(stale))  # ...the reader stores it
+    found, fresh_token = await cache.get("C1", TODAY)
     assert found is None, "the stale entry is dead on arrival"
-    await cache.put_state("C1", fresh_token, TODAY, state("100"))
-    assert (await cache.get_state("C1", TODAY))[0] == state("100")
+    await cache.put("C1", fresh_token, TODAY, state_to_doc(state("100")))
+    assert (await cache.get("C1", TODAY))[0] == state_to_doc(state("100"))
 
 
 async def test_an_entry_is_for_one_day_only(cache):
-    _, token = await cache.get_state("C1", TODAY)
-    await cache.put_state("C1", token, TODAY, state())
+    _, token = await cache.get("C1", TODAY)
+    await cache.put("C1", token, TODAY, state_to_doc(state()))
     tomorrow = TODAY + dt.timedelta(days=1)
-    assert (await cache.get_state("C1", tomorrow))[0] is None
+    assert (await cache.get("C1", tomorrow))[0] is None
 
 
 async def test_unreachable_redis_is_a_miss_and_an_error_never_an_exception():
     dead = Cache("redis://127.0.0.1:1/0", cooldown=60)
     errors = counted("error")
-    assert await dead.get_state("C1", TODAY) == (None, None)
+    assert await dead.get("C1", TODAY) == (None, None)
     await dead.invalidate({"C1"})
     assert counted("error") == errors + 1, "the circuit opened after the first failure"
     assert not dead.available
@@ -98,12 +107,12 @@ async def test_unreachable_redis_is_a_miss_and_an_error_never_an_exception():
 
 
 async def test_lost_invalidations_retire_everything_once_redis_is_back(cache):
-    _, token = await cache.get_state("C1", TODAY)
-    await cache.put_state("C1", token, TODAY, state())
+    _, token = await cache.get("C1", TODAY)
+    await cache.put("C1", token, TODAY, state_to_doc(state()))
     cache._down_until = float("inf")            # Redis "unreachable"...
     await cache.invalidate({"C1"})               # ...so this invalidation is lost
     cache._down_until = 0.0                      # back
-    found, _ = await cache.get_state("C1", TODAY)
+    found, _ = await cache.get("C1", TODAY)
     assert found is None, "the epoch was bumped before the cache was used again"
 
 
@@ -141,7 +150,7 @@ async def test_behind_transaction_pooling_the_cache_needs_a_direct_listener(
     async with app.router.lifespan_context(app):
         client = Api(app, keys)
         for _ in range(100):  # the listener connects in the background
-            if app.state.db.cache is None or app.state.keys._listening:
+            if app.state.cache is None or app.state.keys._listening:
                 break
             await asyncio.sleep(0.05)
         await account(client, "PGB", limit="1000")
@@ -149,4 +158,20 @@ async def test_behind_transaction_pooling_the_cache_needs_a_direct_listener(
         for _ in range(3):
             assert (await exposure(client, "PGB"))["available"] == "1000.00"
         assert counted("hit") - hits == (2 if listen_url else 0)
-        assert (app.state.db.cache is not None) is listen_url
+        assert (app.state.cache is not None) is listen_url
+
+
+async def test_a_test_starts_with_its_sessions_cache_namespace_empty(api, db, settings):
+    """tests/cleanup.py: what one test cached is gone before the next one runs."""
+    redis = Redis.from_url(REDIS_URL)
+    pattern = f"{settings.cache_namespace}:*"
+    try:
+        assert [k async for k in redis.scan_iter(match=pattern)] == []
+        await account(api, limit="1000")
+        await exposure(api)
+        await exposure(api)
+        assert [k async for k in redis.scan_iter(match=pattern)] != [], "nothing was cached"
+        await clean(db, settings)
+        assert [k async for k in redis.scan_iter(match=pattern)] == []
+    finally:
+        await redis.aclose()

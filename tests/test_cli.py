@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 
 from app.importer import ImportError_, read_items
 from app.metrics import CACHE_REQUESTS
+from tests.conftest import _admin, _server_url
 from tests.helpers import account, check, days, exposure, invoice
 from tests.server import serve
 
@@ -31,14 +35,16 @@ def cli(*args: str, database_url: str | None, cwd: Path = ROOT,
 
 
 @pytest.mark.slow
-def test_sqlite_default_migrate_demo_and_one_check(tmp_path):
-    """`make run`'s path: no DATABASE_URL at all, an SQLite file in the working directory."""
+def test_embedded_default_migrate_demo_and_one_check(tmp_path):
+    """`make run`'s path: no DATABASE_URL at all, the embedded PostgreSQL with its data in
+    the working directory, started by each command and stopped when it exits."""
     env_free = {"database_url": None, "cwd": tmp_path}
     assert cli("migrate", **env_free).returncode == 0
     demo = cli("demo", **env_free)
     assert demo.returncode == 0, demo.stderr
     key = next(w for w in demo.stdout.split() if w.startswith("cg_"))
-    assert (tmp_path / "creditgate.db").exists()
+    assert (tmp_path / ".creditgate" / "postgres" / "PG_VERSION").is_file(), \
+        "the default database lives in the working directory"
     with serve(None, workers=1, cwd=tmp_path) as base:
         auth = {"Authorization": f"Bearer {key}"}
         r = httpx.post(f"{base}/v1/credit-checks", headers=auth, json={
@@ -55,6 +61,8 @@ def test_sqlite_default_migrate_demo_and_one_check(tmp_path):
     again = cli("demo", **env_free)
     assert "already present" in again.stdout
     assert cli("reconcile", **env_free).returncode == 0
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert left.stdout == "", "the embedded server outlived the last command using it"
 
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(database_url):
@@ -204,3 +212,181 @@ def test_import_refuses_a_file_over_the_row_cap_before_touching_the_database(tmp
     assert refused.value.problems == [
         "line 7: more than 5 rows; split the file (nothing was read into the database)"]
     assert len(read_items(csv, max_rows=6).groups["A"]) == 6
+
+
+# --- failures: one sentence on stderr, exit 1, no traceback, nothing half-done --------------
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
+HEADER = "customer_id,invoice_id,amount,currency,due_on\n"
+
+
+def _error(out: subprocess.CompletedProcess[str], *, alone: bool = True) -> str:
+    """The `creditgate: error: ...` line of a failed command (its last line on stderr)."""
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.rstrip("\n").split("\n")
+    errors = [line for line in lines if line.startswith("creditgate: error: ")]
+    assert errors == lines[-1:], out.stderr
+    if alone:
+        assert len(lines) == 1, out.stderr
+    return errors[0].removeprefix("creditgate: error: ")
+
+
+def test_keys_create_with_a_taken_name_says_so(database_url):
+    first = cli("keys", "create", "--role", "ledger", "--name", "taken-name",
+                database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    again = cli("keys", "create", "--role", "admin", "--name", "taken-name",
+                database_url=database_url)
+    message = _error(again)
+    assert "a key named 'taken-name' already exists" in message and "--name" in message
+    assert again.stdout == "", "no key was printed"
+    listed = [line for line in cli("keys", "list", database_url=database_url).stdout.split("\n")
+              if line.startswith("taken-name ")]
+    assert len(listed) == 1 and " ledger " in listed[0], "the first key is untouched"
+
+
+def test_keys_revoke_of_an_unknown_name_says_so(database_url):
+    message = _error(cli("keys", "revoke", "no-such-key", database_url=database_url))
+    assert "no active key named 'no-such-key'" in message and "keys list" in message
+
+
+def test_usage_errors_exit_2_as_argparse_does(database_url):
+    out = cli("keys", "create", "--role", "emperor", database_url=database_url)
+    assert out.returncode == 2 and "usage:" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.fixture
+async def a_file_was_imported(api, database_url, tmp_path):
+    """Customer A with one open item from an earlier import: what a failed import must keep."""
+    await account(api, "A", limit="1000")
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + f"A,A-1,100,EUR,{days(10)}\n")
+    assert cli("import-open-items", str(good), database_url=database_url).returncode == 0
+    yield api
+    assert (await exposure(api, "A"))["open_receivables"] == "100.00", "nothing changed"
+
+
+async def test_import_of_a_missing_file(a_file_was_imported, database_url, tmp_path):
+    missing = tmp_path / "missing.csv"
+    message = _error(cli("import-open-items", str(missing), database_url=database_url))
+    assert message == f"cannot read {missing}: there is no such file; nothing was imported"
+
+
+async def test_import_of_a_directory(a_file_was_imported, database_url, tmp_path):
+    message = _error(cli("import-open-items", str(tmp_path), database_url=database_url))
+    assert f"cannot read {tmp_path}: it is a directory, not a CSV file" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+async def test_import_of_an_unreadable_file(a_file_was_imported, database_url, tmp_path):
+    locked = tmp_path / "locked.csv"
+    locked.write_text(HEADER + f"A,A-2,5,EUR,{days(10)}\n")
+    locked.chmod(0)
+    message = _error(cli("import-open-items", str(locked), database_url=database_url))
+    assert f"cannot read {locked}: permission denied" in message
+
+
+async def test_import_of_a_file_that_is_not_utf8(a_file_was_imported, database_url, tmp_path):
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes((HEADER + f"A,A-1,100,EUR,{days(10)}\nA,Caf\u00e9-1,5,EUR,{days(10)}\n"
+                        ).encode("latin-1"))
+    message = _error(cli("import-open-items", str(latin1), database_url=database_url))
+    assert message.startswith("line 3: not UTF-8 text (byte 0xe9 at column 6)"), message
+    assert message.endswith(f"nothing was imported from {latin1}")
+
+
+async def test_import_of_a_file_with_the_wrong_header(a_file_was_imported, database_url,
+                                                      tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(f"customer,invoice,amount,currency,due\nA,A-9,1,EUR,{days(10)}\n")
+    message = _error(cli("import-open-items", str(wrong), database_url=database_url))
+    assert message.startswith("line 1: missing column(s) customer_id, invoice_id, due_on;")
+    assert "customer_id,invoice_id,amount,currency,due_on" in message
+
+
+async def test_import_with_many_bad_lines_lists_them_then_one_error(a_file_was_imported,
+                                                                    database_url, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + f"A,A-1,1.23456,EUR,{days(10)}\nA,A-2,5,EUR,soon\n")
+    out = cli("import-open-items", str(bad), database_url=database_url)
+    assert _error(out, alone=False) == (f"{bad} has the problems listed above; nothing was "
+                                         "imported")
+    assert out.stderr.startswith("line 2: amount") and "\nline 3: due_on" in out.stderr
+
+
+def _valid_csv(tmp_path: Path) -> str:
+    path = tmp_path / "items.csv"
+    path.write_text(HEADER + f"A,A-1,100,EUR,{days(10)}\n")
+    return str(path)
+
+
+COMMANDS = {
+    "migrate": lambda _: ["migrate"],
+    "keys create": lambda _: ["keys", "create", "--role", "admin", "--name", "k"],
+    "keys list": lambda _: ["keys", "list"],
+    "keys revoke": lambda _: ["keys", "revoke", "k"],
+    "demo": lambda _: ["demo"],
+    "import-open-items": lambda tmp: ["import-open-items", _valid_csv(tmp)],
+    "expire": lambda _: ["expire"],
+    "reconcile": lambda _: ["reconcile"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unreachable_database_is_named(command, tmp_path):
+    message = _error(cli(*COMMANDS[command](tmp_path), database_url=UNREACHABLE))
+    assert message == ("cannot reach the database at 127.0.0.1:1 (connection refused); is it "
+                       "running? check DATABASE_URL")
+
+
+def test_a_database_that_does_not_exist_is_named(database_url):
+    missing = database_url.rsplit("/", 1)[0] + "/creditgate_no_such_db"
+    message = _error(cli("keys", "list", database_url=missing))
+    assert "there is no database 'creditgate_no_such_db' at 127.0.0.1:5432" in message
+    assert "check DATABASE_URL" in message
+
+
+@pytest.fixture(scope="module")
+def empty_database_url() -> Iterator[str]:
+    """A database nobody migrated."""
+    name = f"creditgate_unmigrated_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _server_url(name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _tables(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+    return [r["tablename"] for r in rows]
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "migrate"])
+async def test_an_unmigrated_database_says_run_migrate(command, empty_database_url, tmp_path):
+    out = await asyncio.to_thread(cli, *COMMANDS[command](tmp_path),
+                                  database_url=empty_database_url)
+    message = _error(out)
+    assert message.startswith("the database has no schema yet"), message
+    assert message.endswith("run creditgate migrate")
+    assert await _tables(empty_database_url) == [], "the command created nothing"
+
+
+async def test_migrate_refuses_a_database_ahead_of_the_code(empty_database_url):
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+                           "INSERT INTO alembic_version VALUES ('ffffffffffff')")
+        for command in (["migrate"], ["keys", "list"]):
+            out = await asyncio.to_thread(cli, *command, database_url=empty_database_url)
+            message = _error(out, alone=False)
+            assert "ffffffffffff" in message and "newer version" in message, message
+        assert await _tables(empty_database_url) == ["alembic_version"]
+    finally:
+        await conn.execute("DROP TABLE alembic_version")
+        await conn.close()

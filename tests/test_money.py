@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from app.http import loads
+from app.decimal_json import loads
 from app.money import AmountError, format_amount, parse_amount
 
 

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import secrets
+from collections.abc import Iterator
 
+import asyncpg
 import httpx
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from app.auth.keys import create_key, revoke_key
 from app.auth.roles import Role
 from app.logs import JsonFormatter
 from app.main import create_app
+from tests.conftest import ROOT, _admin, _server_url, migrate
 from tests.helpers import account, check
+from tests.server import serve
+
+# The head as a developer's `alembic heads` sees it (alembic.ini, the checkout's migrations/).
+HEAD = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
 
 
 async def test_livez_and_readyz(api):
@@ -105,3 +118,82 @@ async def test_docs_are_served_and_every_body_has_an_example(api):
     for name in ("DecisionOut", "ExposureOut"):
         example = schemas[name]["examples"][0]
         assert set(schemas[name]["required"]) <= set(example) <= set(schemas[name]["properties"])
+
+
+@contextlib.contextmanager
+def _empty_database() -> Iterator[str]:
+    """A new PostgreSQL database with no schema at all, dropped afterwards."""
+    name = f"creditgate_empty_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _server_url(name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _sql(url: str, statement: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _outdated(base: str) -> dict[str, object]:
+    r = httpx.get(f"{base}/readyz", timeout=5)
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = dict(r.json())
+    assert body["code"] == "schema_outdated", body
+    assert body["expected_revision"] == HEAD
+    assert body["checks"]["database"] == "schema_outdated"
+    return body
+
+
+@pytest.mark.slow
+def test_readyz_refuses_an_unmigrated_database_until_it_is_migrated(tmp_path):
+    log_path = tmp_path / "server.log"
+    with _empty_database() as url, serve(url, workers=1, ready=False, log_path=log_path) as base:
+        body = _outdated(base)
+        assert body["current_revision"] is None
+        assert "run creditgate migrate" in str(body["detail"])
+        # An API call reaches tables that do not exist: 503 schema_outdated, not 500.
+        r = httpx.post(f"{base}/v1/credit-checks", timeout=5,
+                       headers={"Authorization": "Bearer cg_not-a-real-key"},
+                       json={"order_id": "O1", "customer_id": "C1", "amount": "1.00",
+                             "currency": "EUR"})
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "schema_outdated"
+        assert "run creditgate migrate" in r.json()["detail"]
+
+        migrate(url)
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["database"] == "up"
+    log = log_path.read_text()
+    assert "run creditgate migrate" in log
+    assert "internal_error" not in log and "unhandled error" not in log
+
+
+@pytest.mark.slow
+def test_readyz_refuses_a_database_behind_or_ahead_of_the_code(tmp_path):
+    with _empty_database() as url:
+        migrate(url)
+        with serve(url, workers=1, ready=True) as base:
+            # Ahead: migrated by a newer version that was then rolled back.
+            _sql(url, "UPDATE alembic_version SET version_num = 'ffffffffffff'")
+            body = _outdated(base)
+            assert body["current_revision"] == "ffffffffffff"
+            assert "does not know" in str(body["detail"])
+            # Behind: one migration short of the head.
+            previous = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))
+                                                   ).get_revision(HEAD).down_revision
+            _sql(url, f"UPDATE alembic_version SET version_num = '{previous}'")
+            body = _outdated(base)
+            assert body["current_revision"] == previous
+            assert "run creditgate migrate" in str(body["detail"])
+            _sql(url, f"UPDATE alembic_version SET version_num = '{HEAD}'")
+            assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200

@@ -52,9 +52,11 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
-from app.db import Database
+from app.db.engine import Database
 from app.reconcile import find_drift
-from tests.conftest import Api, _clean
+from app.settings import Settings
+from tests.api import Api
+from tests.cleanup import clean
 from tests.helpers import account, check, days, exposure, invoice
 
 ZERO = Decimal(0)
@@ -251,10 +253,12 @@ def assert_decision(dec: dict[str, Any], exp: Expected, *, kind: str, order_id: 
 
 
 class CreditGateMachine(RuleBasedStateMachine):
-    """Set api, db and loop on a subclass before running it (see the test below)."""
+    """Set api, db, app_settings and loop on a subclass before running it (see the test
+    below)."""
 
     api: Api
     db: Database
+    app_settings: Settings
     loop: asyncio.AbstractEventLoop
 
     def __init__(self) -> None:
@@ -267,7 +271,7 @@ class CreditGateMachine(RuleBasedStateMachine):
         self.auto_released: dict[str, Expected] = {}
         self.counter = 0
         self.policy = Policy()
-        self.run(_clean(self.db))
+        self.run(clean(self.db, self.app_settings))
         for customer_id, limit in LIMITS.items():
             r = self.call("PUT", f"/v1/customers/{customer_id}", {
                 "name": f"Customer {customer_id}", "currency": "EUR",
@@ -969,10 +973,11 @@ STATEFUL_SETTINGS = settings(
                            HealthCheck.filter_too_much, HealthCheck.data_too_large])
 
 
-async def test_random_api_sequences_keep_every_invariant(api: Api, db: Database) -> None:
+async def test_random_api_sequences_keep_every_invariant(api: Api, db: Database,
+                                                         settings: Settings) -> None:
     """Run the machine in a worker thread; its rules run their coroutines on this loop."""
     machine = type("Machine", (CreditGateMachine,), {
-        "api": api, "db": db, "loop": asyncio.get_running_loop()})
+        "api": api, "db": db, "app_settings": settings, "loop": asyncio.get_running_loop()})
     SEEN.clear()
     await asyncio.to_thread(run_state_machine_as_test, machine, settings=STATEFUL_SETTINGS)
     print("\n".join(f"{n:6d}  {what}" for what, n in sorted(SEEN.items())))

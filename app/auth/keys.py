@@ -61,7 +61,7 @@ async def revoke_key(conn: AsyncConnection, name: str) -> bool:
     result = await conn.execute(
         update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=clock.now()))
-    if result.rowcount and conn.dialect.name == "postgresql":
+    if result.rowcount:
         # Delivered at commit to every process that caches keys (app/auth/verifier.py).
         await notify(conn, KEYS_CHANNEL, name)
     return bool(result.rowcount)

@@ -2,7 +2,7 @@
 
 from sqlalchemy import Column, String, Table
 
-from app.db import UTCDateTime, metadata
+from app.db.columns import UTCDateTime, metadata
 
 api_keys = Table(
     "api_keys",

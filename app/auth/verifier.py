@@ -20,7 +20,7 @@ from app import clock
 from app.auth.keys import hash_key, verify_key
 from app.auth.roles import Caller
 from app.auth.tables import api_keys
-from app.db import Database
+from app.db.engine import Database
 from app.notify import KEYS_CHANNEL, Notifications
 
 log = logging.getLogger("creditgate.auth")

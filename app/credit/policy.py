@@ -32,6 +32,9 @@ class ReasonCode(StrEnum):
     OVER_LIMIT = "OVER_LIMIT"
     SEVERELY_OVERDUE = "SEVERELY_OVERDUE"
     OVERDUE_RECEIVABLES = "OVERDUE_RECEIVABLES"
+    ORDER_ABOVE_MAXIMUM = "ORDER_ABOVE_MAXIMUM"
+    SLOW_PAYER = "SLOW_PAYER"
+    REVIEW_OVERDUE = "REVIEW_OVERDUE"
     WITHIN_LIMIT = "WITHIN_LIMIT"
     MANUAL_RELEASE = "MANUAL_RELEASE"
     AUTO_RELEASE = "AUTO_RELEASE"
@@ -49,6 +52,10 @@ class PolicyParams:
     max_days_past_due: int = 30
     prepay_days_past_due: int = 90
     overdue_tolerance: Decimal = ZERO
+    min_payment_index: int | None = None  # None: the SLOW_PAYER rule is off
+    review_grace_days: int | None = None  # None: the REVIEW_OVERDUE rule is off
+    alert_utilisation: Decimal = Decimal("0.90")
+    alert_payment_index: int = 50
 
 
 def default_policy(risk_class: str) -> PolicyParams:
@@ -72,6 +79,8 @@ class AccountTerms:
     blocked: bool = False
     block_reason: str | None = None
     temporary_limit: TemporaryLimit | None = None
+    max_order_amount: Decimal | None = None
+    review_due_on: dt.date | None = None
 
     def effective_limit(self, today: dt.date) -> Decimal:
         """Credit limit plus a temporary limit that has not expired (inclusive of its last day)."""
@@ -89,6 +98,10 @@ class Exposure:
     @property
     def total(self) -> Decimal:
         return self.open_receivables + self.open_orders
+
+    def available(self, limit: Decimal, adding: Decimal = ZERO) -> Decimal:
+        """What is left of `limit` once this exposure, and what `adding` reserves, count."""
+        return limit - self.total - adding
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,9 @@ REASON_OUTCOME = {
     ReasonCode.OVER_LIMIT: Outcome.HOLD,
     ReasonCode.SEVERELY_OVERDUE: Outcome.PREPAY,
     ReasonCode.OVERDUE_RECEIVABLES: Outcome.HOLD,
+    ReasonCode.ORDER_ABOVE_MAXIMUM: Outcome.HOLD,
+    ReasonCode.SLOW_PAYER: Outcome.HOLD,
+    ReasonCode.REVIEW_OVERDUE: Outcome.HOLD,
     ReasonCode.WITHIN_LIMIT: Outcome.APPROVE,
     ReasonCode.MANUAL_RELEASE: Outcome.APPROVE,
     ReasonCode.AUTO_RELEASE: Outcome.APPROVE,
@@ -161,9 +177,15 @@ def evaluate(
     amount: Decimal,
     today: dt.date,
     *,
+    payment_index: int | None = None,
+    order_total: Decimal | None = None,
     limit_rules: bool = True,
 ) -> Decision:
-    """Apply every rule to an order of `amount` on top of `exposure`; the worst outcome wins."""
+    """Apply every rule to an order of `amount` on top of `exposure`; the worst outcome wins.
+
+    `order_total` is what the order maximum is compared with when `amount` is only part of
+    the order (an amendment's increase); by default the amount itself.
+    """
     limit = terms.effective_limit(today)
     cur = terms.currency
     reasons: list[Reason] = []
@@ -178,6 +200,21 @@ def evaluate(
     if limit_rules:
         reasons.extend(_limit_reasons(limit, policy.hold_band, exposure, amount, cur))
     reasons.extend(_overdue_reasons(policy, overdue, cur))
+    total = amount if order_total is None else order_total
+    if terms.max_order_amount is not None and total > terms.max_order_amount:
+        reasons.append(Reason(ReasonCode.ORDER_ABOVE_MAXIMUM,
+                              f"the order ({_money(total, cur)}) is above the account's "
+                              f"maximum order amount {_money(terms.max_order_amount, cur)}"))
+    if (policy.min_payment_index is not None and payment_index is not None
+            and payment_index < policy.min_payment_index):
+        reasons.append(Reason(ReasonCode.SLOW_PAYER,
+                              f"payment index {payment_index} is below the class minimum "
+                              f"{policy.min_payment_index}"))
+    if (policy.review_grace_days is not None and terms.review_due_on is not None
+            and today > terms.review_due_on + dt.timedelta(days=policy.review_grace_days)):
+        reasons.append(Reason(ReasonCode.REVIEW_OVERDUE,
+                              f"the credit review was due on {terms.review_due_on.isoformat()}"
+                              f" ({policy.review_grace_days} days of grace have passed)"))
     if not reasons:
         reasons.append(Reason(ReasonCode.WITHIN_LIMIT,
                               "the order fits within the available credit"))

@@ -55,6 +55,9 @@ class DecisionOut(ResponseModel):
     decided_at: dt.datetime
     expires_at: dt.datetime | None = Field(
         default=None, description="When the reservation lapses (approvals only).")
+    payment_index: int | None = Field(
+        default=None, description="The customer's payment index (1-100) the decision saw; "
+                                  "null without payment history.")
     dry_run: bool = False
     note: str | None = None
     actor: str | None = None
@@ -106,4 +109,5 @@ def render_decision(entry: Any, *, dry_run: bool = False) -> DecisionOut:
         dry_run=dry_run,
         note=entry["note"],
         actor=entry["actor"],
+        payment_index=entry["payment_index"],
     )

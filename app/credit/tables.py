@@ -1,32 +1,16 @@
-"""Decision parameters per risk class, and their audit trail."""
+"""The credit checks' daily tally per customer: what ORDER_SPIKE compares an order with,
+kept by the check's own write so that no check sums a customer's history."""
 
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text
+from sqlalchemy import Column, Date, Integer, PrimaryKeyConstraint, String, Table
 
-from app.db import ExactRatio, JsonDoc, Money, UTCDateTime, metadata
+from app.db.columns import Money, metadata
 
-policies = Table(
-    "policies",
+check_days = Table(
+    "check_days",
     metadata,
-    Column("risk_class", String(8), primary_key=True),
-    Column("prepay_required", Boolean, nullable=False),
-    Column("hold_band", ExactRatio, nullable=False),
-    Column("max_days_past_due", Integer, nullable=False),
-    Column("prepay_days_past_due", Integer, nullable=False),
-    Column("overdue_tolerance", Money, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("updated_by", String(100), nullable=False),
-    # Bumped by every change: an optimistic check's write lands only under the version it read.
-    Column("version", Integer, nullable=False, server_default="1"),
-)
-
-policy_changes = Table(
-    "policy_changes",
-    metadata,
-    Column("change_id", String(26), primary_key=True),
-    Column("risk_class", String(8), nullable=False),
-    Column("at", UTCDateTime, nullable=False),
-    Column("actor", String(100), nullable=False),
-    Column("old", JsonDoc),
-    Column("new", JsonDoc, nullable=False),
-    Column("note", Text),
+    Column("customer_id", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("checks", Integer, nullable=False),
+    Column("amount", Money, nullable=False),
+    PrimaryKeyConstraint("customer_id", "day"),
 )

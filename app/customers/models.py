@@ -22,6 +22,9 @@ class Account:
     block_reason: str | None
     temp_limit_amount: Decimal | None
     temp_limit_expires_on: dt.date | None
+    review_due_on: dt.date | None
+    max_order_amount: Decimal | None
+    payment_index: int | None
     open_receivables: Decimal
     open_orders: Decimal
     held_amount: Decimal
@@ -50,6 +53,8 @@ class Account:
             blocked=self.blocked,
             block_reason=self.block_reason,
             temporary_limit=self.temporary_limit,
+            max_order_amount=self.max_order_amount,
+            review_due_on=self.review_due_on,
         )
 
     @property

@@ -1,4 +1,4 @@
-"""SQL for accounts, their aggregates and the credit file."""
+"""SQL for accounts and their maintained aggregates."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.models import Account
-from app.customers.tables import accounts, credit_file
-from app.db import touch
+from app.customers.tables import accounts
+from app.db.engine import touch
 from app.money import ZERO
 
 
@@ -70,31 +70,11 @@ async def apply_deltas(
         update(accounts).where(accounts.c.customer_id == customer_id).values(**values))
 
 
-async def add_entries(conn: AsyncConnection, entries: list[dict[str, Any]]) -> None:
-    """Append to credit files. There is deliberately no update or delete."""
-    if entries:
-        await conn.execute(insert(credit_file), entries)
-
-
-async def list_entries(conn: AsyncConnection, customer_id: str, *, before: str | None,
-                       limit: int) -> list[Any]:
-    """Credit-file entries, newest first, strictly older than the cursor entry."""
-    stmt = select(credit_file).where(credit_file.c.customer_id == customer_id)
-    if before is not None:
-        stmt = stmt.where(credit_file.c.entry_id < before)
-    stmt = stmt.order_by(credit_file.c.entry_id.desc()).limit(limit)
-    return list((await conn.execute(stmt)).mappings().all())
-
-
-async def order_entries(conn: AsyncConnection, customer_id: str, order_id: str) -> list[Any]:
-    """Every credit-file entry about one order, oldest first."""
-    stmt = (select(credit_file)
-            .where(credit_file.c.customer_id == customer_id, credit_file.c.order_id == order_id)
-            .order_by(credit_file.c.entry_id))
-    return list((await conn.execute(stmt)).mappings().all())
-
-
-async def get_entry(conn: AsyncConnection, customer_id: str, entry_id: str) -> Any:
-    stmt = select(credit_file).where(credit_file.c.customer_id == customer_id,
-                                     credit_file.c.entry_id == entry_id)
-    return (await conn.execute(stmt)).mappings().one()
+async def set_payment_index(conn: AsyncConnection, customer_id: str, value: int | None) -> None:
+    """Store the recomputed payment index (DESIGN 2.2). It is an input of every decision
+    (SLOW_PAYER), so it bumps ledger_version like any ledger change: an optimistic check
+    decided on the old index does not land."""
+    touch(customer_id)
+    await conn.execute(
+        update(accounts).where(accounts.c.customer_id == customer_id).values(
+            payment_index=value, ledger_version=accounts.c.ledger_version + 1))

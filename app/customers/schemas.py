@@ -12,7 +12,6 @@ from pydantic import (
     field_validator,
 )
 
-from app.credit.schemas import DecisionOut
 from app.fields import (
     NO_NUL,
     AmountOut,
@@ -47,6 +46,10 @@ class AccountIn(RequestModel):
     blocked: StrictBool = False
     block_reason: Text | None = None
     temporary_limit: TemporaryLimitIn | None = None
+    review_due_on: IsoDate | None = Field(
+        default=None, description="When the account's credit review is due.")
+    max_order_amount: PositiveAmount | None = Field(
+        default=None, description="Larger orders are held (ORDER_ABOVE_MAXIMUM).")
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
 
     model_config = {"json_schema_extra": {"examples": [{
@@ -80,6 +83,8 @@ class AccountPatch(RequestModel):
     blocked: StrictBool | None = None
     block_reason: Text | None = None
     temporary_limit: TemporaryLimitIn | None = None
+    review_due_on: IsoDate | None = None
+    max_order_amount: PositiveAmount | None = None
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
 
     @field_validator(*NOT_NULL, mode="before")
@@ -121,6 +126,8 @@ class AccountOut(ResponseModel):
     blocked: bool
     block_reason: str | None
     temporary_limit: TemporaryLimitOut | None
+    review_due_on: dt.date | None
+    max_order_amount: AmountOut | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -138,26 +145,12 @@ class ExposureOut(ResponseModel):
     oldest_overdue_days: int | None
     held_orders: AmountOut = Field(description="Total amount of held orders (not in exposure).")
     held_count: int
+    payment_index: int | None = Field(description="1-100 from our own ledger (DESIGN.md "
+                                                  "2.2); null without payment history.")
 
     model_config = {"json_schema_extra": {"examples": [{
         "customer_id": "ACME-001", "currency": "EUR", "credit_limit": "50000.00",
         "effective_limit": "50000.00", "open_receivables": "31250.00",
         "open_orders": "5000.00", "exposure": "36250.00", "available": "13750.00",
         "overdue_amount": "1200.00", "oldest_overdue_days": 12, "held_orders": "16000.00",
-        "held_count": 1}]}}
-
-
-class HistoryEntryOut(ResponseModel):
-    entry_id: str
-    at: dt.datetime
-    event: str
-    actor: str
-    order_id: str | None
-    decision: DecisionOut | None
-    details: dict[str, Any] | None
-    note: str | None
-
-
-class HistoryPage(ResponseModel):
-    items: list[HistoryEntryOut]
-    next_cursor: str | None
+        "held_count": 1, "payment_index": 78}]}}

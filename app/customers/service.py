@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.auth.roles import Caller
-from app.credit.entries import DECISION_EVENTS, Event, event_entry
-from app.credit.release import Decided
-from app.credit.schemas import DecisionOut, render_decision
-from app.credit.state import read_state
+from app.cache import Cache
+from app.credit.reads import read_state
+from app.credit_file.entries import Event, event_entry
+from app.credit_file.repository import add_entries
 from app.customers import repository as repo
 from app.customers.models import Account
 from app.customers.schemas import (
@@ -22,25 +23,28 @@ from app.customers.schemas import (
     AccountOut,
     AccountPatch,
     ExposureOut,
-    HistoryEntryOut,
-    HistoryPage,
     TemporaryLimitOut,
 )
-from app.db import Database
+from app.db.engine import Database
 from app.errors import Conflict, NotFound
+from app.events.outbox import emit
+from app.events.types import EventType
+from app.flows import auto_release
 from app.ids import new_id
+from app.metrics import Decided
 from app.money import ZERO, format_amount
-from app.orders.service import auto_release_decisions
+from app.monitoring.service import evaluate
 
 TERMS = ("name", "currency", "credit_limit", "risk_class", "payment_terms_days", "blocked",
-         "block_reason", "temp_limit_amount", "temp_limit_expires_on")
+         "block_reason", "temp_limit_amount", "temp_limit_expires_on", "review_due_on",
+         "max_order_amount")
 
 
 @dataclass
 class AccountChange:
     account: AccountOut
     created: bool
-    decided: list[tuple[DecisionOut, str | None]]
+    decided: Decided
 
 
 def render_account(account: Account, today: dt.date) -> AccountOut:
@@ -52,6 +56,7 @@ def render_account(account: Account, today: dt.date) -> AccountOut:
         blocked=account.blocked, block_reason=account.block_reason,
         temporary_limit=None if temp is None else TemporaryLimitOut(
             amount=temp.amount, expires_on=temp.expires_on, active=today <= temp.expires_on),
+        review_due_on=account.review_due_on, max_order_amount=account.max_order_amount,
         created_at=account.created_at, updated_at=account.updated_at)
 
 
@@ -63,6 +68,7 @@ def _terms_of(body: AccountIn) -> dict[str, Any]:
         "blocked": body.blocked, "block_reason": body.block_reason,
         "temp_limit_amount": temp.amount if temp else None,
         "temp_limit_expires_on": temp.expires_on if temp else None,
+        "review_due_on": body.review_due_on, "max_order_amount": body.max_order_amount,
     }
 
 
@@ -115,7 +121,7 @@ async def _change(db: Database, customer_id: str, caller: Caller, reason: str | 
                 raise NotFound(f"no credit account {customer_id}", code="customer_not_found")
             terms = terms_for(None)
             await repo.insert_account(conn, {"customer_id": customer_id, **terms}, now)
-            await repo.add_entries(conn, [event_entry(
+            await add_entries(conn, [event_entry(
                 entry_id=new_id(), at=now, event=Event.ACCOUNT_CREATED, actor=caller.name,
                 customer_id=customer_id, note=reason,
                 details={k: _jsonable(v) for k, v in terms.items()})])
@@ -127,14 +133,38 @@ async def _change(db: Database, customer_id: str, caller: Caller, reason: str | 
             if changes:
                 _refuse_currency_change(current, terms["currency"])
                 await repo.update_terms(conn, customer_id, terms, now)
-                await repo.add_entries(conn, [event_entry(
+                await add_entries(conn, [event_entry(
                     entry_id=new_id(), at=now, event=Event.ACCOUNT_CHANGED, actor=caller.name,
                     customer_id=customer_id, note=reason, details={"changes": changes})])
-                decided = await auto_release_decisions(conn, db, customer_id, today, now)
+                decided = await auto_release(conn, customer_id, today=today, now=now,
+                                 ttl_days=db.settings.reservation_ttl_days)
             created = False
+        await evaluate(conn, customer_id, today=today, now=now)
         account = await repo.get_account(conn, customer_id)
         assert account is not None
-        return AccountChange(render_account(account, today), created, decided)
+        rendered = render_account(account, today)
+        await emit_account_events(conn, current, account, rendered, now=now)
+        return AccountChange(rendered, created, decided)
+
+
+def account_events(old: Account | None, new: Account) -> list[EventType]:
+    """What the neighbours hear of a change of an account (DESIGN.md 2.5)."""
+    found = []
+    if old is not None and (old.credit_limit, old.temporary_limit) != (
+            new.credit_limit, new.temporary_limit):
+        found.append(EventType.ACCOUNT_LIMIT_CHANGED)
+    if new.blocked and (old is None or not old.blocked):
+        found.append(EventType.ACCOUNT_BLOCKED)
+    if old is not None and old.blocked and not new.blocked:
+        found.append(EventType.ACCOUNT_UNBLOCKED)
+    return found
+
+
+async def emit_account_events(conn: AsyncConnection, old: Account | None, new: Account,
+                              rendered: AccountOut, *, now: dt.datetime) -> None:
+    """The account's events, with the account as it is now, in the caller's transaction."""
+    for event_type in account_events(old, new):
+        await emit(conn, event_type, rendered, customer_id=new.customer_id, now=now)
 
 
 def _refuse_currency_change(account: Account, currency: str) -> None:
@@ -153,10 +183,10 @@ async def get_account(db: Database, customer_id: str) -> AccountOut:
     return render_account(account, clock.today())
 
 
-async def exposure(db: Database, customer_id: str) -> ExposureOut:
+async def exposure(db: Database, cache: Cache | None, customer_id: str) -> ExposureOut:
     """Exposure from the maintained aggregates plus the indexed overdue facts."""
     today = clock.today()
-    state = await read_state(db, customer_id, today)
+    state = await read_state(db, cache, customer_id, today)
     if state is None:
         raise NotFound(f"no credit account {customer_id}", code="customer_not_found")
     a = state.account
@@ -165,25 +195,7 @@ async def exposure(db: Database, customer_id: str) -> ExposureOut:
     return ExposureOut(
         customer_id=a.customer_id, currency=a.currency, credit_limit=a.credit_limit,
         effective_limit=limit, open_receivables=a.open_receivables, open_orders=a.open_orders,
-        exposure=total, available=limit - total, overdue_amount=state.overdue.amount,
+        exposure=total, available=a.exposure.available(limit),
+        overdue_amount=state.overdue.amount,
         oldest_overdue_days=state.overdue.oldest_days, held_orders=a.held_amount,
-        held_count=a.held_count)
-
-
-async def history(db: Database, customer_id: str, cursor: str | None, limit: int
-                  ) -> HistoryPage:
-    """The credit file, newest first."""
-    async with db.autocommit() as conn:
-        if await repo.get_account(conn, customer_id) is None:
-            raise NotFound(f"no credit account {customer_id}", code="customer_not_found")
-        rows = await repo.list_entries(conn, customer_id, before=cursor, limit=limit + 1)
-    items = [_history_item(r) for r in rows[:limit]]
-    next_cursor = items[-1].entry_id if len(rows) > limit else None
-    return HistoryPage(items=items, next_cursor=next_cursor)
-
-
-def _history_item(row: Any) -> HistoryEntryOut:
-    decision = render_decision(row) if row["event"] in DECISION_EVENTS else None
-    return HistoryEntryOut(entry_id=row["entry_id"], at=row["at"], event=row["event"],
-                           actor=row["actor"], order_id=row["order_id"], decision=decision,
-                           details=row["details"], note=row["note"])
+        held_count=a.held_count, payment_index=a.payment_index)

@@ -1,18 +1,16 @@
-"""Credit accounts (with their maintained exposure aggregates) and the credit file."""
+"""Credit accounts, with their maintained exposure aggregates."""
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    Index,
     Integer,
-    PrimaryKeyConstraint,
     String,
     Table,
     Text,
 )
 
-from app.db import JsonDoc, Money, UTCDateTime, metadata
+from app.db.columns import Money, UTCDateTime, metadata, partial_index
 
 accounts = Table(
     "accounts",
@@ -27,6 +25,11 @@ accounts = Table(
     Column("block_reason", Text),
     Column("temp_limit_amount", Money),
     Column("temp_limit_expires_on", Date),
+    Column("review_due_on", Date),
+    Column("max_order_amount", Money),
+    # Recomputed by every ledger event that changes it and by the daily sweep (time makes
+    # open items later), so a check reads it without summing any history.
+    Column("payment_index", Integer),
     # Maintained aggregates, changed in the same transaction as the event that changes them.
     Column("open_receivables", Money, nullable=False),
     Column("open_orders", Money, nullable=False),
@@ -38,30 +41,6 @@ accounts = Table(
     Column("ledger_version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-)
-
-credit_file = Table(
-    "credit_file",
-    metadata,
-    Column("customer_id", String(64), nullable=False),
-    Column("entry_id", String(26), nullable=False),
-    Column("at", UTCDateTime, nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("actor", String(100), nullable=False),
-    Column("order_id", String(64)),
-    # Decision entries (credit checks, dispatch checks, amendments, releases).
-    Column("outcome", String(8)),
-    Column("reasons", JsonDoc),
-    Column("amount", Money),
-    Column("currency", String(3)),
-    Column("open_receivables", Money),
-    Column("open_orders", Money),
-    Column("effective_limit", Money),
-    Column("available", Money),
-    Column("expires_at", UTCDateTime),
-    # Everything else: old -> new values, allocations, counts.
-    Column("details", JsonDoc),
-    Column("note", Text),
-    PrimaryKeyConstraint("customer_id", "entry_id"),
-    Index("ix_credit_file_order", "customer_id", "order_id"),
+    partial_index("ix_accounts_review_due", "review_due_on", "customer_id",
+                  where="review_due_on IS NOT NULL"),
 )

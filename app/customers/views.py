@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from app.customers import service
 from app.customers.schemas import (
@@ -12,11 +12,10 @@ from app.customers.schemas import (
     AccountOut,
     AccountPatch,
     ExposureOut,
-    HistoryPage,
 )
-from app.deps import AnyRole, Controller, DbDep
+from app.decimal_json import DecimalRoute
+from app.deps import AnyRole, CacheDep, Controller, DbDep
 from app.fields import ID_PATTERN
-from app.http import DecimalRoute
 from app.observe import count
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=DecimalRoute)
@@ -24,6 +23,7 @@ CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="The ERP's cust
 
 
 @router.put("/{customer_id}", response_model=AccountOut, status_code=201,
+            operation_id="put_customer",
             responses={200: {"model": AccountOut, "description": "Replaced"}})
 async def put_customer(customer_id: CustomerId, body: AccountIn, db: DbDep,
                        caller: Controller, request: Request, response: Response) -> AccountOut:
@@ -35,7 +35,7 @@ async def put_customer(customer_id: CustomerId, body: AccountIn, db: DbDep,
     return change.account
 
 
-@router.patch("/{customer_id}", response_model=AccountOut)
+@router.patch("/{customer_id}", response_model=AccountOut, operation_id="patch_customer")
 async def patch_customer(customer_id: CustomerId, body: AccountPatch, db: DbDep,
                          caller: Controller, request: Request) -> AccountOut:
     """Change some terms: limit, temporary limit, risk class, blocked, payment terms."""
@@ -44,24 +44,14 @@ async def patch_customer(customer_id: CustomerId, body: AccountPatch, db: DbDep,
     return change.account
 
 
-@router.get("/{customer_id}", response_model=AccountOut)
+@router.get("/{customer_id}", response_model=AccountOut, operation_id="get_customer")
 async def get_customer(customer_id: CustomerId, db: DbDep, _: Controller) -> AccountOut:
     """The credit account."""
     return await service.get_account(db, customer_id)
 
 
-@router.get("/{customer_id}/exposure", response_model=ExposureOut)
-async def get_exposure(customer_id: CustomerId, db: DbDep, _: AnyRole) -> ExposureOut:
+@router.get("/{customer_id}/exposure", response_model=ExposureOut, operation_id="get_exposure")
+async def get_exposure(customer_id: CustomerId, db: DbDep, cache: CacheDep, _: AnyRole
+                       ) -> ExposureOut:
     """Open receivables + approved open orders against the effective limit."""
-    return await service.exposure(db, customer_id)
-
-
-@router.get("/{customer_id}/history", response_model=HistoryPage)
-async def get_history(
-    customer_id: CustomerId, db: DbDep, _: Controller,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{26}$",
-                                        description="next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> HistoryPage:
-    """The credit file: every decision, limit change, release and ledger event, newest first."""
-    return await service.history(db, customer_id, cursor, limit)
+    return await service.exposure(db, cache, customer_id)

@@ -10,17 +10,31 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.auth.roles import Caller
-from app.credit.entries import DECISION_EVENTS, Event, decision_entry, event_entry
-from app.credit.policy import Exposure, ReasonCode, release_decision
-from app.credit.release import Decided, auto_release
+from app.credit.plans import (
+    CreditState,
+    Decrease,
+    amendment,
+    decision_inputs,
+    dispatch_decision,
+    manual_release,
+    reservation_expiry,
+)
+from app.credit.repository import load_locked
 from app.credit.schemas import DecisionOut, render_decision
-from app.credit.state import CreditState, load_locked
-from app.customers.repository import add_entries, apply_deltas, get_entry, order_entries
-from app.db import Database
+from app.credit_file.entries import Event, decision_entry, event_entry
+from app.credit_file.repository import add_entries, get_entry
+from app.customers.repository import apply_deltas
+from app.db.engine import Database
 from app.errors import Conflict, NotFound
+from app.events.outbox import emit
+from app.events.types import EventType
+from app.flows import auto_release
 from app.ids import new_id
+from app.metrics import Decided
 from app.money import ZERO, format_amount
+from app.monitoring.service import evaluate
 from app.orders.models import Order, Status
+from app.orders.render import refreshed, render_order
 from app.orders.repository import expired_reservations, get_order, update_order
 from app.orders.schemas import OrderOut
 
@@ -33,17 +47,6 @@ class Change:
     decision: DecisionOut | None = None
     replayed: bool = False
     decided: Decided | None = None
-
-
-async def render_order(conn: AsyncConnection, order: Order) -> OrderOut:
-    entries = await order_entries(conn, order.customer_id, order.order_id)
-    decisions = [render_decision(e) for e in entries if e["event"] in DECISION_EVENTS]
-    return OrderOut(
-        order_id=order.order_id, customer_id=order.customer_id, status=order.status.value,
-        amount=order.amount, currency=order.currency, channel=order.channel,
-        reserved=order.reserved, invoiced=order.invoiced, released=order.released,
-        expires_at=order.expires_at, created_at=order.created_at, updated_at=order.updated_at,
-        decisions=decisions)
 
 
 async def read_order(db: Database, order_id: str) -> OrderOut:
@@ -78,19 +81,6 @@ def _wrong_state(order: Order, action: str) -> Conflict:
                     code="invalid_state")
 
 
-async def _refreshed(conn: AsyncConnection, order: Order) -> OrderOut:
-    fresh = await get_order(conn, order.order_id)
-    assert fresh is not None
-    return await render_order(conn, fresh)
-
-
-async def auto_release_decisions(conn: AsyncConnection, db: Database, customer_id: str,
-                                 today: dt.date, now: dt.datetime) -> Decided:
-    """The automatic release with this deployment's reservation lifetime."""
-    return await auto_release(conn, customer_id, today=today, now=now,
-                              ttl_days=db.settings.reservation_ttl_days)
-
-
 async def amend(db: Database, order_id: str, new_amount: Decimal, caller: Caller) -> Change:
     """A decrease releases the difference; an increase is checked like a new order for it."""
     today, now = clock.today(), clock.now()
@@ -102,48 +92,51 @@ async def amend(db: Database, order_id: str, new_amount: Decimal, caller: Caller
         if new_amount < order.invoiced:
             raise Conflict(f"{order_id} is already invoiced for {order.invoiced}; the amount "
                            "cannot go below that", code="amount_below_invoiced")
-        if new_amount == order.amount:
+        change = amendment(order.amount, new_amount, order.reserved, order.invoiced)
+        if change is None:
             return Change(await render_order(conn, order))
-        if new_amount < order.amount:
-            return await _decrease(conn, db, order, new_amount, caller, today, now)
-        return await _increase(conn, order, state, new_amount, caller, today, now)
+        if isinstance(change, Decrease):
+            return await _decrease(conn, db, order, new_amount, change, caller, today, now)
+        return await _increase(conn, order, state, change.difference, caller, today, now)
 
 
 async def _decrease(conn: AsyncConnection, db: Database, order: Order, new_amount: Decimal,
-                    caller: Caller, today: dt.date, now: dt.datetime) -> Change:
-    freed = min(order.amount - new_amount, order.reserved)
-    reserved = order.reserved - freed
-    done = reserved == ZERO and order.invoiced >= new_amount
-    await update_order(conn, order, amount=new_amount, reserved=reserved, updated_at=now,
-                       **({"status": Status.INVOICED.value, "expires_at": None} if done else {}))
-    await apply_deltas(conn, order.customer_id, now, orders=-freed)
+                    change: Decrease, caller: Caller, today: dt.date, now: dt.datetime
+                    ) -> Change:
+    done = {"status": Status.INVOICED.value, "expires_at": None} if change.invoiced_in_full else {}
+    await update_order(conn, order, amount=new_amount, reserved=change.reserved,
+                       updated_at=now, **done)
+    await apply_deltas(conn, order.customer_id, now, orders=-change.freed)
     await add_entries(conn, [event_entry(
         entry_id=new_id(), at=now, event=Event.AMOUNT_DECREASED, actor=caller.name,
         customer_id=order.customer_id, order_id=order.order_id,
         details={"old_amount": format_amount(order.amount), "new_amount": format_amount(new_amount),
-                 "released": format_amount(freed)})])
-    decided = await auto_release_decisions(conn, db, order.customer_id, today, now)
-    return Change(await _refreshed(conn, order), decided=decided)
+                 "released": format_amount(change.freed)})])
+    decided = await auto_release(conn, order.customer_id, today=today, now=now,
+                                 ttl_days=db.settings.reservation_ttl_days)
+    await evaluate(conn, order.customer_id, today=today, now=now)
+    return Change(await refreshed(conn, order), decided=decided)
 
 
-async def _increase(conn: AsyncConnection, order: Order, state: CreditState,
-                    new_amount: Decimal, caller: Caller, today: dt.date, now: dt.datetime
-                    ) -> Change:
-    diff = new_amount - order.amount
-    decision = state.evaluate(diff, today)
+async def _increase(conn: AsyncConnection, order: Order, state: CreditState, diff: Decimal,
+                    caller: Caller, today: dt.date, now: dt.datetime) -> Change:
+    new_amount = order.amount + diff
+    decision = state.evaluate(diff, today, order_total=new_amount)
     reserve = diff if decision.approved else ZERO
     entry = decision_entry(
         entry_id=new_id(), at=now, event=Event.AMENDMENT, actor=caller.name,
         customer_id=order.customer_id, order_id=order.order_id, decision=decision,
         amount=diff, currency=order.currency, exposure=state.account.exposure,
-        reserved=reserve, expires_at=order.expires_at if decision.approved else None)
+        reserved=reserve, expires_at=order.expires_at if decision.approved else None,
+        payment_index=state.account.payment_index, inputs=decision_inputs(state, today))
     await add_entries(conn, [entry])
     if decision.approved:
         await update_order(conn, order, amount=new_amount, reserved=order.reserved + diff,
                            updated_at=now)
         await apply_deltas(conn, order.customer_id, now, orders=diff)
-    rendered = render_decision(entry)
-    return Change(await _refreshed(conn, order), rendered, decided=[(rendered, order.channel)])
+    await evaluate(conn, order.customer_id, today=today, now=now)
+    return Change(await refreshed(conn, order), render_decision(entry),
+                  decided=[(decision, order.channel)])
 
 
 async def dispatch(db: Database, order_id: str, caller: Caller) -> Change:
@@ -159,22 +152,21 @@ async def dispatch(db: Database, order_id: str, caller: Caller) -> Change:
             raise Conflict(f"order {order_id} is {order.status.value}; only approved orders "
                            "can be dispatched", code="not_dispatchable")
         state = _needs_account(state, order)
-        current = state.account.exposure
-        others = Exposure(current.open_receivables, current.open_orders - order.reserved)
-        decision = state.evaluate(order.reserved, today, exposure=others,
-                                  limit_rules=not order.released)
+        decision = dispatch_decision(state, order.reserved, order.amount, order.released, today)
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.DISPATCH_CHECK, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,
-            amount=order.reserved, currency=order.currency, exposure=current, reserved=ZERO)
+            amount=order.reserved, currency=order.currency, exposure=state.account.exposure,
+            reserved=ZERO, payment_index=state.account.payment_index,
+            inputs=decision_inputs(state, today))
         await add_entries(conn, [entry])
         if decision.approved:
             await update_order(conn, order, status=Status.SHIPPED.value,
                                dispatch_decision_id=entry["entry_id"], expires_at=None,
                                updated_at=now)
-        rendered = render_decision(entry)
-        return Change(await _refreshed(conn, order), rendered,
-                      decided=[(rendered, order.channel)])
+        await evaluate(conn, order.customer_id, today=today, now=now)
+        return Change(await refreshed(conn, order), render_decision(entry),
+                      decided=[(decision, order.channel)])
 
 
 async def cancel(db: Database, order_id: str, caller: Caller, reason: str | None) -> Change:
@@ -199,8 +191,10 @@ async def cancel(db: Database, order_id: str, caller: Caller, reason: str | None
             details={"old_status": order.status.value, "released": format_amount(order.reserved)})])
         decided = []
         if state is not None and order.reserved > ZERO:
-            decided = await auto_release_decisions(conn, db, order.customer_id, today, now)
-        return Change(await _refreshed(conn, order), decided=decided)
+            decided = await auto_release(conn, order.customer_id, today=today, now=now,
+                                 ttl_days=db.settings.reservation_ttl_days)
+        await evaluate(conn, order.customer_id, today=today, now=now)
+        return Change(await refreshed(conn, order), decided=decided)
 
 
 async def release(db: Database, order_id: str, caller: Caller, reason: str) -> Change:
@@ -213,24 +207,25 @@ async def release(db: Database, order_id: str, caller: Caller, reason: str) -> C
         if order.status is not Status.HELD:
             raise _wrong_state(order, "released")
         state = _needs_account(state, order)
-        expires_at = now + dt.timedelta(days=db.settings.reservation_ttl_days)
-        decision = release_decision(ReasonCode.MANUAL_RELEASE,
-                                    state.account.effective_limit(today),
-                                    f"released by {caller.name}: {reason}")
+        expires_at = reservation_expiry(now, db.settings.reservation_ttl_days)
+        decision = manual_release(state, caller.name, reason, today)
         remaining = order.amount - order.invoiced  # an invoice may have taken part already
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.MANUAL_RELEASE, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,
             amount=remaining, currency=order.currency, exposure=state.account.exposure,
-            reserved=remaining, expires_at=expires_at, note=reason)
+            reserved=remaining, expires_at=expires_at, note=reason,
+            payment_index=state.account.payment_index)
         await add_entries(conn, [entry])
         await update_order(conn, order, status=Status.APPROVED.value, released=True,
                            reserved=remaining, expires_at=expires_at, updated_at=now)
         await apply_deltas(conn, order.customer_id, now, orders=remaining,
                            held_amount=-order.amount, held_count=-1)
-        rendered = render_decision(entry)
-        return Change(await _refreshed(conn, order), rendered,
-                      decided=[(rendered, order.channel)])
+        now_order = await refreshed(conn, order)
+        await emit(conn, EventType.ORDER_RELEASED, now_order, customer_id=order.customer_id,
+                   now=now)
+        await evaluate(conn, order.customer_id, today=today, now=now)
+        return Change(now_order, render_decision(entry), decided=[(decision, order.channel)])
 
 
 async def reject(db: Database, order_id: str, caller: Caller, reason: str) -> Change:
@@ -248,7 +243,11 @@ async def reject(db: Database, order_id: str, caller: Caller, reason: str) -> Ch
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.ORDER_REJECTED, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, note=reason)])
-        return Change(await _refreshed(conn, order))
+        now_order = await refreshed(conn, order)
+        await emit(conn, EventType.ORDER_REJECTED, now_order, customer_id=order.customer_id,
+                   now=now)
+        await evaluate(conn, order.customer_id, today=today, now=now)
+        return Change(now_order)
 
 
 @dataclass
@@ -280,9 +279,13 @@ async def expire_reservations(db: Database, now: dt.datetime | None = None,
                     customer_id=order.customer_id, order_id=order_id,
                     details={"released": format_amount(order.reserved),
                              "expired_at": order.expires_at.isoformat()})])
+                await emit(conn, EventType.ORDER_EXPIRED, await refreshed(conn, order),
+                           customer_id=order.customer_id, now=now)
                 if state is not None:
-                    run.decided += await auto_release_decisions(
-                        conn, db, order.customer_id, today, now)
+                    run.decided += await auto_release(
+                        conn, order.customer_id, today=today, now=now,
+                        ttl_days=db.settings.reservation_ttl_days)
+                await evaluate(conn, order.customer_id, today=today, now=now)
             run.expired += 1
         if len(due) < batch:
             return run

@@ -9,7 +9,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from app.db import Money, UTCDateTime, metadata, partial_index
+from app.db.columns import Money, UTCDateTime, metadata, partial_index
 
 orders = Table(
     "orders",

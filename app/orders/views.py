@@ -9,15 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.credit.schemas import DecisionOut
+from app.deadline import time_left, within
+from app.decimal_json import DecimalRoute
 from app.deps import Controller, DbDep, OrderEntry, OrderReader, Warehouse
-from app.errors import within
 from app.fields import ID_PATTERN
-from app.http import DecimalRoute, mark_replayed, time_left
 from app.metrics import DECISION_SECONDS
 from app.observe import count
 from app.orders import service
+from app.orders.render import render_order
 from app.orders.repository import list_holds
 from app.orders.schemas import AmendIn, AmendOut, CancelIn, HoldsPage, OrderOut, ReasonIn
+from app.replays import mark_replayed
 
 router = APIRouter(tags=["orders"], route_class=DecimalRoute)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -26,13 +28,13 @@ HOLDS_CURSOR = r"^[0-9]{1,18}~[A-Za-z0-9._:-]{1,64}$"
 OrderId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("/v1/orders/{order_id}", response_model=OrderOut)
+@router.get("/v1/orders/{order_id}", response_model=OrderOut, operation_id="get_order")
 async def get_order(order_id: OrderId, db: DbDep, _: OrderReader) -> OrderOut:
     """The order, its status, what it reserves and every decision about it."""
     return await service.read_order(db, order_id)
 
 
-@router.patch("/v1/orders/{order_id}", response_model=AmendOut)
+@router.patch("/v1/orders/{order_id}", response_model=AmendOut, operation_id="amend_order")
 async def amend_order(order_id: OrderId, body: AmendIn, db: DbDep, caller: OrderEntry,
                       request: Request) -> AmendOut:
     """Change an approved order's amount. An increase that is not approved changes nothing."""
@@ -42,6 +44,7 @@ async def amend_order(order_id: OrderId, body: AmendIn, db: DbDep, caller: Order
 
 
 @router.post("/v1/orders/{order_id}/dispatch-check", response_model=DecisionOut,
+             operation_id="dispatch_check",
              responses={200: {"description": "The decision; approve means shipped."}})
 async def dispatch_check(order_id: OrderId, db: DbDep, caller: Warehouse, request: Request,
                          response: Response) -> DecisionOut:
@@ -56,7 +59,8 @@ async def dispatch_check(order_id: OrderId, db: DbDep, caller: Warehouse, reques
     return change.decision
 
 
-@router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut)
+@router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut,
+             operation_id="cancel_order")
 async def cancel_order(order_id: OrderId, db: DbDep, caller: OrderEntry, request: Request,
                        body: CancelIn | None = None) -> OrderOut:
     """Cancel and release the reservation. Cancelling again changes nothing."""
@@ -65,7 +69,8 @@ async def cancel_order(order_id: OrderId, db: DbDep, caller: OrderEntry, request
     return change.order
 
 
-@router.post("/v1/orders/{order_id}/release", response_model=OrderOut)
+@router.post("/v1/orders/{order_id}/release", response_model=OrderOut,
+             operation_id="release_order")
 async def release_order(order_id: OrderId, body: ReasonIn, db: DbDep, caller: Controller,
                         request: Request) -> OrderOut:
     """Approve a held order (MANUAL_RELEASE); it reserves even beyond the limit."""
@@ -74,14 +79,15 @@ async def release_order(order_id: OrderId, body: ReasonIn, db: DbDep, caller: Co
     return change.order
 
 
-@router.post("/v1/orders/{order_id}/reject", response_model=OrderOut)
+@router.post("/v1/orders/{order_id}/reject", response_model=OrderOut,
+             operation_id="reject_order")
 async def reject_order(order_id: OrderId, body: ReasonIn, db: DbDep, caller: Controller
                        ) -> OrderOut:
     """Turn a held order down."""
     return (await service.reject(db, order_id, caller, body.reason)).order
 
 
-@router.get("/v1/holds", response_model=HoldsPage)
+@router.get("/v1/holds", response_model=HoldsPage, operation_id="list_holds")
 async def get_holds(
     db: DbDep, _: Controller,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -93,7 +99,7 @@ async def get_holds(
     after = _decode_cursor(cursor) if cursor else None
     async with db.autocommit() as conn:
         found = await list_holds(conn, customer_id=customer_id, after=after, limit=limit + 1)
-        items = [await service.render_order(conn, o) for o in found[:limit]]
+        items = [await render_order(conn, o) for o in found[:limit]]
     next_cursor = None
     if len(found) > limit:
         last = found[limit - 1]

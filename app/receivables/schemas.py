@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, PlainSerializer, WithJsonSchema, field_validator
 
 from app.fields import (
     AmountOut,
@@ -117,3 +119,35 @@ class SnapshotOut(ResponseModel):
     unchanged: int
     unapplied_credit_cleared: AmountOut = Field(
         description="Unapplied payment credit replaced by the snapshot's own credit items.")
+
+
+def _fixed(places: int) -> PlainSerializer:
+    quantum = Decimal(1).scaleb(-places)
+    return PlainSerializer(lambda d: str(d.quantize(quantum)), return_type=str)
+
+
+DaysOut = Annotated[Decimal, _fixed(2), WithJsonSchema({"type": "string", "examples": ["12.50"]})]
+ShareOut = Annotated[Decimal, _fixed(4),
+                     WithJsonSchema({"type": "string", "examples": ["0.8125"]})]
+
+
+class PaymentBehaviourOut(ResponseModel):
+    """DESIGN 2.2, as of today: applications of the last 365 days by received_on, open
+    items as they are now, invoiced sales by invoice date."""
+
+    payment_index: int | None = Field(description="1-100 from days_beyond_terms; null with "
+                                                  "nothing to weigh.")
+    days_beyond_terms: DaysOut | None = Field(
+        description="Amount-weighted days past due of applications and open overdue items; "
+                    "negative = early.")
+    average_days_to_pay: DaysOut | None
+    paid_on_time_share: ShareOut | None
+    max_days_late: DaysOut
+    amount_paid_365d: AmountOut
+    dso_days: DaysOut | None
+    best_possible_dso_days: DaysOut | None
+    average_days_delinquent: DaysOut | None
+    invoiced_90d: AmountOut
+    invoiced_365d: AmountOut
+    highest_monthly_invoiced: AmountOut = Field(
+        description="The largest calendar month of invoiced sales within the 365 days.")

@@ -11,18 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.auth.roles import Caller
-from app.credit.entries import Event, event_entry
-from app.credit.release import Decided
-from app.credit.state import CreditState, load_locked
-from app.customers.repository import add_entries, apply_deltas
-from app.db import Database
+from app.credit.plans import CreditState
+from app.credit.repository import load_locked
+from app.credit_file.entries import Event, event_entry
+from app.credit_file.repository import add_entries
+from app.customers.repository import apply_deltas
+from app.db.engine import Database
 from app.errors import Conflict, NotFound, Unprocessable
+from app.flows import auto_release
 from app.ids import new_id
+from app.metrics import Decided
 from app.money import ZERO, format_amount
+from app.monitoring.service import evaluate
 from app.orders.models import RESERVING, Status
 from app.orders.repository import get_order, update_order
-from app.orders.service import auto_release_decisions
 from app.receivables import repository as repo
+from app.receivables.behaviour_service import (
+    record_invoice,
+    record_payment,
+    refresh_payment_index,
+)
 from app.receivables.schemas import (
     AllocationOut,
     InvoiceIn,
@@ -85,28 +93,42 @@ async def post_invoice(db: Database, body: InvoiceIn, caller: Caller) -> Posted:
             "created_at": now, "updated_at": now}])
         await apply_deltas(conn, body.customer_id, now, receivables=body.amount,
                            orders=-(consumed + released))
+        await record_invoice(conn, body.customer_id, body.amount, body.issued_on, now, today)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.INVOICE_POSTED, actor=caller.name,
             customer_id=body.customer_id, order_id=body.order_id,
             details={"invoice_id": body.invoice_id, "amount": format_amount(body.amount),
                      "due_on": body.due_on.isoformat(),
                      "reservation_consumed": format_amount(consumed)})])
-        decided = (await auto_release_decisions(conn, db, body.customer_id, today, now)
+        decided = (await auto_release(conn, body.customer_id, today=today, now=now,
+                                 ttl_days=db.settings.reservation_ttl_days)
                    if released else [])
+        await evaluate(conn, body.customer_id, today=today, now=now)
         return Posted(result, False, decided)
+
+
+def _recorded_on(response: dict[str, Any]) -> dt.date:
+    """The (UTC) day a stored request was first recorded: what its omitted dates default to."""
+    return dt.datetime.fromisoformat(response["recorded_at"]).astimezone(dt.UTC).date()
 
 
 def _invoice_replay(existing: Any, body: InvoiceIn) -> dict[str, Any]:
     # Compared with the request as it was first recorded: a later snapshot may have moved
     # the invoice's due date, which does not make a retry of the original a different request.
+    # An omitted issued_on means its default, the day the invoice was first recorded, on
+    # either side (a retry sent the next day is still the same request); the stored response
+    # keeps the null it was given.
     original = existing["response"]
     if original is None:  # known only from an ERP snapshot, never posted here
         raise _conflict("invoice", body.invoice_id)
+    recorded_on = _recorded_on(original)
+    issued_before = (dt.date.fromisoformat(original["issued_on"]) if original["issued_on"]
+                     else recorded_on)
     same = (original["customer_id"] == body.customer_id
             and Decimal(original["amount"]) == body.amount
             and original["currency"] == body.currency
             and original["due_on"] == body.due_on.isoformat()
-            and original["issued_on"] == (body.issued_on.isoformat() if body.issued_on else None)
+            and issued_before == (body.issued_on or recorded_on)
             and original["order_id"] == body.order_id)
     if not same:
         raise _conflict("invoice", body.invoice_id)
@@ -162,6 +184,8 @@ async def post_payment(db: Database, body: PaymentIn, caller: Caller) -> Posted:
             "received_on": received_on, "unapplied": unapplied, "response": result,
             "created_at": now})
         await apply_deltas(conn, body.customer_id, now, receivables=-body.amount)
+        await record_payment(conn, body.customer_id, body.payment_id, received_on, applied,
+                             today)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.PAYMENT_RECEIVED, actor=caller.name,
             customer_id=body.customer_id,
@@ -169,18 +193,25 @@ async def post_payment(db: Database, body: PaymentIn, caller: Caller) -> Posted:
                      "applied": [{"invoice_id": a.invoice_id, "amount": format_amount(a.amount)}
                                  for a in applied],
                      "unapplied": format_amount(unapplied)})])
-        decided = await auto_release_decisions(conn, db, body.customer_id, today, now)
+        decided = await auto_release(conn, body.customer_id, today=today, now=now,
+                                 ttl_days=db.settings.reservation_ttl_days)
+        await evaluate(conn, body.customer_id, today=today, now=now)
         return Posted(result, False, decided)
 
 
 def _payment_replay(existing: Any, body: PaymentIn) -> dict[str, Any]:
+    # An omitted received_on means its default, the day the payment was first recorded (what
+    # was stored for it then): the comparison is made with that default applied, so leaving
+    # it out replays only a payment that was received on its recording day.
+    original = existing["response"]
+    received_on = body.received_on or _recorded_on(original)
     same = (existing["customer_id"] == body.customer_id and existing["amount"] == body.amount
             and existing["currency"] == body.currency
             and existing["invoice_id"] == body.invoice_id
-            and body.received_on in (None, existing["received_on"]))
+            and existing["received_on"] == received_on)
     if not same:
         raise _conflict("payment", body.payment_id)
-    return dict(existing["response"])
+    return dict(original)
 
 
 async def _allocate(conn: AsyncConnection, body: PaymentIn, now: dt.datetime
@@ -219,19 +250,11 @@ async def _allocate(conn: AsyncConnection, body: PaymentIn, now: dt.datetime
     return applied
 
 
-async def replace_open_items(db: Database, customer_id: str, items: list[OpenItemIn],
-                             caller: Caller) -> tuple[SnapshotOut, Decided]:
-    """Make the customer's open receivables exactly the ERP's snapshot."""
-    today, now = clock.today(), clock.now()
-    async with db.begin() as conn:
-        result = await apply_snapshot(conn, customer_id, items, caller, today, now)
-        decided = await auto_release_decisions(conn, db, customer_id, today, now)
-        return result, decided
-
-
-async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[OpenItemIn],
-                         caller: Caller, today: dt.date, now: dt.datetime) -> SnapshotOut:
-    """The snapshot inside the caller's transaction (the CSV import applies many at once)."""
+async def replace_open_items(conn: AsyncConnection, customer_id: str, items: list[OpenItemIn],
+                             caller: Caller, *, today: dt.date, now: dt.datetime,
+                             ttl_days: int) -> tuple[SnapshotOut, Decided]:
+    """Make the customer's open receivables exactly the ERP's snapshot, in the caller's
+    transaction (an import applies many at once), and release what then fits."""
     state = await _account(conn, customer_id, today)
     currency = state.account.currency
     wrong = [i.invoice_id for i in items if i.currency != currency]
@@ -270,6 +293,7 @@ async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[Op
     before = state.account.open_receivables
     after = sum((i.amount for i in items), ZERO)
     await apply_deltas(conn, customer_id, now, receivables=after - before, ledger_changed=True)
+    await refresh_payment_index(conn, customer_id, today)
     await add_entries(conn, [event_entry(
         entry_id=new_id(), at=now, event=Event.OPEN_ITEMS_REPLACED, actor=caller.name,
         customer_id=customer_id,
@@ -277,7 +301,9 @@ async def apply_snapshot(conn: AsyncConnection, customer_id: str, items: list[Op
                  "open_receivables_after": format_amount(after),
                  "added": len(added), "changed": len(changed), "removed": len(removed),
                  "unapplied_credit_cleared": format_amount(cleared)})])
+    decided = await auto_release(conn, customer_id, today=today, now=now, ttl_days=ttl_days)
+    await evaluate(conn, customer_id, today=today, now=now)
     return SnapshotOut(customer_id=customer_id, open_receivables_before=before,
                        open_receivables_after=after, added=added, changed=changed,
                        removed=removed, unchanged=len(items) - len(added) - len(changed),
-                       unapplied_credit_cleared=cleared)
+                       unapplied_credit_cleared=cleared), decided

@@ -3,13 +3,15 @@
 from sqlalchemy import (
     Column,
     Date,
+    Integer,
+    Numeric,
     PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
 )
 
-from app.db import JsonDoc, Money, UTCDateTime, metadata, partial_index
+from app.db.columns import JsonDoc, Money, UTCDateTime, metadata, partial_index
 
 open_items = Table(
     "open_items",
@@ -50,4 +52,50 @@ payments = Table(
     PrimaryKeyConstraint("customer_id", "payment_id"),
     UniqueConstraint("payment_id"),
     partial_index("ix_payments_unapplied", "customer_id", where="unapplied <> 0"),
+)
+
+# Payment behaviour (DESIGN 2.2). The line items: every amount a payment applied to an
+# invoice, with the invoice's dates as they were when it was applied.
+payment_applications = Table(
+    "payment_applications",
+    metadata,
+    Column("customer_id", String(64), nullable=False),
+    Column("payment_id", String(64), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("issued_on", Date),
+    PrimaryKeyConstraint("customer_id", "payment_id", "invoice_id"),
+)
+
+# Amount x days sums are unbounded NUMERIC: 10^14 x thousands of days outgrows NUMERIC(20,4).
+AmountDays = Numeric(asdecimal=True)
+
+# Maintained aggregates: one row per customer and day the applications were received, so a
+# window of 365 days reads at most 365 rows whatever the length of the history. Changed by
+# each payment's allocations, in its transaction.
+payment_days = Table(
+    "payment_days",
+    metadata,
+    Column("customer_id", String(64), nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("late_days", AmountDays, nullable=False),
+    Column("on_time", Money, nullable=False),
+    Column("dated_amount", Money, nullable=False),
+    Column("dated_days", AmountDays, nullable=False),
+    Column("max_days_late", Integer, nullable=False),
+    PrimaryKeyConstraint("customer_id", "received_on"),
+)
+
+# Invoiced sales per customer and invoice day (issued_on, else the day posted); changed by
+# each invoice posted, never by snapshots (their items are not sales).
+invoiced_days = Table(
+    "invoiced_days",
+    metadata,
+    Column("customer_id", String(64), nullable=False),
+    Column("invoiced_on", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    PrimaryKeyConstraint("customer_id", "invoiced_on"),
 )

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.db import Money, UTCDateTime
+from app.db.columns import Money, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal as D
 
-from tests.helpers import account, check, exposure, invoice, order
+from tests.helpers import account, check, events, exposure, invoice, order
 
 
 async def test_approve_reserves_the_amount(api):
@@ -42,8 +42,14 @@ async def test_hold_and_prepay_reserve_nothing(api):
     await account(api, limit="1000")
     assert (await check(api, "H", "1100"))["outcome"] == "hold"
     assert (await check(api, "P", "1300"))["outcome"] == "prepay"
-    assert (await exposure(api))["open_orders"] == "0.00"
-    assert (await order(api, "P"))["status"] == "prepay"
+    ex = await exposure(api)
+    assert ex["open_orders"] == "0.00" and ex["available"] == "1000.00"
+    assert ex["held_count"] == 1 and ex["held_orders"] == "1100.00", "prepay is not a hold"
+    held, prepay = await order(api, "H"), await order(api, "P")
+    assert (held["status"], held["reserved"], held["expires_at"]) == ("held", "0.00", None)
+    assert (prepay["status"], prepay["reserved"], prepay["expires_at"]) == \
+        ("prepay", "0.00", None)
+    assert [o["order_id"] for o in (await api.get("/v1/holds")).json()["items"]] == ["H"]
 
 
 async def test_unknown_customer_must_prepay_and_is_recorded(api):
@@ -72,8 +78,7 @@ async def test_dry_run_reserves_and_records_nothing(api):
     assert decision["outcome"] == "approve" and decision["dry_run"] is True
     assert (await exposure(api))["open_orders"] == "0.00"
     assert (await api.get("/v1/orders/D1")).status_code == 404
-    history = (await api.get("/v1/customers/C1/history")).json()["items"]
-    assert [h["event"] for h in history] == ["account_created"]
+    assert await events(api) == ["account_created"]
     again = await check(api, "D1", "400", expect=200, dry_run=True)
     assert again["decision_id"] != decision["decision_id"]
 
@@ -108,6 +113,8 @@ async def test_same_order_id_different_body_is_a_conflict(api):
         assert r.json()["code"] == "conflict"
     assert (await exposure(api))["open_orders"] == "1000.00"
     assert (await exposure(api, "C2"))["open_orders"] == "0.00"
+    assert (await order(api, "O1"))["amount"] == "1000.00"
+    assert (await events(api)).count("credit_check") == 1
 
 
 async def test_wrong_currency_is_rejected_and_leaves_no_trace(api):
@@ -116,6 +123,8 @@ async def test_wrong_currency_is_rejected_and_leaves_no_trace(api):
                                              "amount": "10", "currency": "USD"})
     assert r.status_code == 422 and r.json()["code"] == "currency_mismatch"
     assert (await api.get("/v1/orders/O1")).status_code == 404
+    assert (await exposure(api))["open_orders"] == "0.00"
+    assert await events(api) == ["account_created"]
 
 
 async def test_concurrent_checks_never_exceed_the_limit(api):
@@ -139,3 +148,7 @@ async def test_identical_racing_requests_have_one_effect(api):
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert len({r.json()["decision_id"] for r in responses}) == 1
     assert (await exposure(api))["open_orders"] == "700.00"
+    stored = await order(api, "SAME")
+    assert (stored["status"], stored["reserved"]) == ("approved", "700.00")
+    assert [d["decision_id"] for d in stored["decisions"]] == [responses[0].json()["decision_id"]]
+    assert await events(api) == ["credit_check", "account_created"], "one entry, not ten"

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from app import clock
-from app.credit.pg import SNAPSHOT
+from app.credit.sql import SNAPSHOT
 from tests.helpers import account, days
 
 

@@ -12,7 +12,7 @@ from app.metrics import RESERVATIONS_EXPIRED
 from app.orders.service import expire_reservations
 from app.orders.tables import orders
 from app.settings import Settings
-from tests.helpers import account, check, exposure, invoice, order, pay
+from tests.helpers import account, check, events, exposure, history, invoice, order, pay
 
 
 async def test_decrease_releases_the_difference(api):
@@ -22,7 +22,14 @@ async def test_decrease_releases_the_difference(api):
     assert r.status_code == 200, r.text
     assert r.json()["decision"] is None
     assert r.json()["order"]["amount"] == "2500.00"
+    stored = await order(api, "O1")
+    assert (stored["status"], stored["amount"], stored["reserved"]) == \
+        ("approved", "2500.00", "2500.00")
     assert (await exposure(api))["open_orders"] == "2500.00"
+    decreased = (await history(api))[0]
+    assert decreased["event"] == "amount_decreased" and decreased["order_id"] == "O1"
+    assert decreased["details"] == {"old_amount": "4000.00", "new_amount": "2500.00",
+                                    "released": "1500.00"}
 
 
 async def test_increase_is_checked_for_the_difference(api):
@@ -52,6 +59,11 @@ async def test_only_approved_orders_can_be_amended(api):
     await check(api, "H", "110")
     r = await api.patch("/v1/orders/H", {"amount": "50"}, role="order-entry")
     assert r.status_code == 409 and r.json()["code"] == "invalid_state"
+    held = await order(api, "H")
+    assert (held["status"], held["amount"], held["reserved"]) == ("held", "110.00", "0.00")
+    assert [d["kind"] for d in held["decisions"]] == ["credit_check"]
+    ex = await exposure(api)
+    assert ex["held_count"] == 1 and ex["held_orders"] == "110.00"
 
 
 async def test_dispatch_counts_the_order_once(api):
@@ -99,7 +111,12 @@ async def test_only_approved_orders_can_be_dispatched(api):
     await check(api, "H", "110")
     r = await api.post("/v1/orders/H/dispatch-check", role="warehouse")
     assert r.status_code == 409 and r.json()["code"] == "not_dispatchable"
-    assert (await api.post("/v1/orders/NOPE/dispatch-check", role="warehouse")).status_code == 404
+    held = await order(api, "H")
+    assert held["status"] == "held" and [d["kind"] for d in held["decisions"]] == \
+        ["credit_check"]
+    assert "dispatch_check" not in await events(api)
+    missing = await api.post("/v1/orders/NOPE/dispatch-check", role="warehouse")
+    assert missing.status_code == 404 and missing.json()["code"] == "order_not_found"
 
 
 async def test_released_order_skips_limit_rules_at_dispatch_but_not_the_others(api):
@@ -128,26 +145,42 @@ async def test_cancel_releases_and_repeating_is_harmless(api):
         r = await api.post("/v1/orders/O1/cancel", role="order-entry")
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert (await exposure(api))["open_orders"] == "0.00"
-    history = (await api.get("/v1/customers/C1/history")).json()["items"]
-    assert [h["event"] for h in history].count("order_cancelled") == 1
+    assert (await events(api)).count("order_cancelled") == 1
 
 
 async def test_cancel_of_a_held_order_leaves_the_queue(api):
     await account(api, limit="100")
     await check(api, "H", "110")
-    await api.post("/v1/orders/H/cancel", {"reason": "customer withdrew"}, role="order-entry")
+    assert (await api.get("/v1/holds")).json()["items"][0]["order_id"] == "H"
+    r = await api.post("/v1/orders/H/cancel", {"reason": "customer withdrew"},
+                       role="order-entry")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled" and r.json()["reserved"] == "0.00"
     ex = await exposure(api)
     assert ex["held_count"] == 0 and ex["held_orders"] == "0.00"
+    assert ex["open_orders"] == "0.00"
+    assert (await api.get("/v1/holds")).json()["items"] == []
+    cancelled = (await history(api))[0]
+    assert (cancelled["event"], cancelled["order_id"]) == ("order_cancelled", "H")
+    assert cancelled["note"] == "customer withdrew" and cancelled["actor"] == "test-order-entry"
+    assert cancelled["details"] == {"old_status": "held", "released": "0.00"}
 
 
 async def test_reject(api):
     await account(api, limit="100")
     await check(api, "H", "110")
     r = await api.post("/v1/orders/H/reject", {"reason": "no"}, role="controller")
-    assert r.json()["status"] == "rejected"
-    assert (await exposure(api))["held_count"] == 0
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "rejected" and r.json()["reserved"] == "0.00"
+    ex = await exposure(api)
+    assert ex["held_count"] == 0 and ex["held_orders"] == "0.00" and ex["open_orders"] == "0.00"
+    rejected = (await history(api))[0]
+    assert (rejected["event"], rejected["order_id"]) == ("order_rejected", "H")
+    assert rejected["note"] == "no" and rejected["actor"] == "test-controller"
     bad = await api.post("/v1/orders/H/release", {"reason": "x"}, role="controller")
-    assert bad.status_code == 409
+    assert bad.status_code == 409 and bad.json()["code"] == "invalid_state"
+    assert (await order(api, "H"))["status"] == "rejected"
+    assert "manual_release" not in await events(api)
 
 
 async def test_hold_queue_oldest_first_with_cursor(api):
@@ -181,8 +214,9 @@ async def test_auto_release_after_payment_oldest_first(api):
     assert new["status"] == "held"  # 800 + 200 + 100 > 1000
     ex = await exposure(api)
     assert ex["open_orders"] == "200.00" and ex["held_count"] == 1
-    history = (await api.get("/v1/customers/C1/history")).json()["items"]
-    assert history[0]["event"] == "auto_release" and history[0]["actor"] == "system"
+    released = (await history(api))[0]
+    assert released["event"] == "auto_release" and released["actor"] == "system"
+    assert (released["order_id"], released["decision"]["amount"]) == ("H-old", "200.00")
 
 
 async def test_auto_release_skips_what_still_does_not_fit(api):
@@ -191,8 +225,15 @@ async def test_auto_release_skips_what_still_does_not_fit(api):
     await check(api, "H-big", "250")
     await check(api, "H-small", "100")
     await pay(api, "P1", "100")
-    assert (await order(api, "H-big"))["status"] == "held"  # 850 + 250 > 1000
-    assert (await order(api, "H-small"))["status"] == "approved"
+    big, small = await order(api, "H-big"), await order(api, "H-small")
+    assert (big["status"], big["reserved"]) == ("held", "0.00")  # 850 + 250 > 1000
+    assert (small["status"], small["reserved"]) == ("approved", "100.00")
+    assert small["decisions"][-1]["kind"] == "auto_release"
+    assert [d["kind"] for d in big["decisions"]] == ["credit_check"]
+    ex = await exposure(api)
+    assert (ex["open_receivables"], ex["open_orders"]) == ("850.00", "100.00")
+    assert ex["held_count"] == 1 and ex["held_orders"] == "250.00"
+    assert (await events(api))[:2] == ["auto_release", "payment_received"]
 
 
 async def test_auto_release_on_limit_increase_and_unblock(api):
@@ -201,11 +242,19 @@ async def test_auto_release_on_limit_increase_and_unblock(api):
     await api.patch("/v1/customers/C1", {"blocked": True, "block_reason": "review"})
     await check(api, "B", "50")
     assert (await order(api, "B"))["status"] == "prepay"
-    await api.patch("/v1/customers/C1", {"credit_limit": "200"})
+    r = await api.patch("/v1/customers/C1", {"credit_limit": "200"})
+    assert r.status_code == 200 and r.json()["effective_limit"] == "200.00", r.text
     assert (await order(api, "H"))["status"] == "held"  # still blocked
-    await api.patch("/v1/customers/C1", {"blocked": False})
-    assert (await order(api, "H"))["status"] == "approved"
+    assert (await exposure(api))["held_count"] == 1
+    r = await api.patch("/v1/customers/C1", {"blocked": False})
+    assert r.status_code == 200 and r.json()["blocked"] is False, r.text
+    released = await order(api, "H")
+    assert (released["status"], released["reserved"]) == ("approved", "110.00")
+    assert released["decisions"][-1]["kind"] == "auto_release"
     assert (await order(api, "B"))["status"] == "prepay"  # prepay is final; only holds return
+    ex = await exposure(api)
+    assert ex["open_orders"] == "110.00" and ex["held_count"] == 0
+    assert (await events(api))[:2] == ["auto_release", "account_changed"]
 
 
 async def test_expiry_releases_the_reservation(api, db):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import account, check, days, exposure, invoice, order, pay
+from tests.helpers import account, check, days, events, exposure, history, invoice, order, pay
 
 
 async def test_invoice_consumes_its_orders_reservation(api):
@@ -36,10 +36,17 @@ async def test_invoice_above_the_reservation_consumes_at_most_what_is_reserved(a
 async def test_invoice_for_a_shipped_order_consumes_it_too(api):
     await account(api, limit="10000")
     await check(api, "O1", "1000")
-    await api.post("/v1/orders/O1/dispatch-check", role="warehouse")
-    await invoice(api, "I1", "1000", order_id="O1")
-    assert (await order(api, "O1"))["status"] == "invoiced"
-    assert (await exposure(api))["exposure"] == "1000.00"
+    shipped = await api.post("/v1/orders/O1/dispatch-check", role="warehouse")
+    assert shipped.status_code == 200 and shipped.json()["outcome"] == "approve", shipped.text
+    assert (await order(api, "O1"))["status"] == "shipped"
+    posted = await invoice(api, "I1", "1000", order_id="O1")
+    assert posted["reservation_consumed"] == "1000.00"
+    stored = await order(api, "O1")
+    assert stored["status"] == "invoiced"
+    assert (stored["reserved"], stored["invoiced"]) == ("0.00", "1000.00")
+    ex = await exposure(api)
+    assert (ex["open_receivables"], ex["open_orders"], ex["exposure"]) == \
+        ("1000.00", "0.00", "1000.00")
 
 
 async def test_invoice_replay_and_conflict(api):
@@ -64,6 +71,9 @@ async def test_invoice_for_an_order_of_another_customer_is_refused(api):
                        role="ledger")
     assert r.status_code == 409 and r.json()["code"] == "order_customer_mismatch"
     assert (await exposure(api, "C2"))["open_receivables"] == "0.00"
+    assert (await exposure(api))["open_orders"] == "100.00", "O1 keeps its reservation"
+    assert (await order(api, "O1"))["reserved"] == "100.00"
+    assert "invoice_posted" not in await events(api, "C2")
 
 
 async def test_payment_pays_oldest_due_first_and_keeps_the_excess_as_credit(api):
@@ -99,9 +109,11 @@ async def test_payment_replay_and_conflict(api):
     body = {"payment_id": "P1", "customer_id": "C1", "amount": 100, "currency": "EUR"}
     again = await api.post("/v1/payments", body, role="ledger")
     assert again.status_code == 200 and again.json() == first
+    assert again.headers["Idempotent-Replayed"] == "true"
     conflict = await api.post("/v1/payments", {**body, "amount": "99"}, role="ledger")
-    assert conflict.status_code == 409
+    assert conflict.status_code == 409 and conflict.json()["code"] == "conflict"
     assert (await exposure(api))["open_receivables"] == "200.00"
+    assert (await events(api)).count("payment_received") == 1, "replay and conflict add nothing"
 
 
 async def test_snapshot_replaces_every_open_item(api):
@@ -137,11 +149,33 @@ async def test_snapshot_replaces_every_open_item(api):
 async def test_snapshot_frees_headroom_for_held_orders(api):
     await account(api, limit="1000")
     await invoice(api, "I1", "900")
-    await check(api, "H", "200")
-    await api.put("/v1/customers/C1/open-items", {"items": [
+    assert (await check(api, "H", "200"))["outcome"] == "hold"
+    assert (await exposure(api))["held_count"] == 1
+    r = await api.put("/v1/customers/C1/open-items", {"items": [
         {"invoice_id": "I1", "amount": "400", "currency": "EUR", "due_on": days(10)}]},
         role="ledger")
-    assert (await order(api, "H"))["status"] == "approved"
+    assert r.status_code == 200, r.text
+    assert r.json()["changed"] == ["I1"] and r.json()["open_receivables_after"] == "400.00"
+    released = await order(api, "H")
+    assert released["status"] == "approved" and released["reserved"] == "200.00"
+    assert released["released"] is False, "an automatic release, not a controller's"
+    decision = released["decisions"][-1]
+    assert decision["kind"] == "auto_release" and decision["outcome"] == "approve"
+    assert [r["code"] for r in decision["reasons"]] == ["AUTO_RELEASE"]
+    assert decision["exposure"] == {"open_receivables": "400.00", "open_orders": "0.00",
+                                    "total": "400.00"}
+    assert decision["available"] == "400.00"
+    ex = await exposure(api)
+    assert (ex["open_receivables"], ex["open_orders"], ex["exposure"]) == \
+        ("400.00", "200.00", "600.00")
+    assert ex["held_count"] == 0 and ex["held_orders"] == "0.00"
+    # (the snapshot also resolved the UTILISATION_HIGH alert of the 900 invoice: not counted)
+    entries = [e for e in await history(api) if not e["event"].startswith("alert_")]
+    assert [e["event"] for e in entries[:2]] == ["auto_release", "open_items_replaced"]
+    auto = entries[0]
+    assert (auto["order_id"], auto["actor"]) == ("H", "system")
+    assert auto["decision"]["decision_id"] == decision["decision_id"]
+    assert auto["decision"]["amount"] == "200.00"
 
 
 async def test_snapshot_refuses_ids_of_other_customers_and_wrong_currency(api):
@@ -150,13 +184,17 @@ async def test_snapshot_refuses_ids_of_other_customers_and_wrong_currency(api):
     await invoice(api, "I1", "10", customer_id="C2")
     item = {"invoice_id": "I1", "amount": "10", "currency": "EUR", "due_on": days(1)}
     r = await api.put("/v1/customers/C1/open-items", {"items": [item]}, role="ledger")
-    assert r.status_code == 409
+    assert r.status_code == 409, r.text
+    assert "I1" in r.json()["detail"]
     r = await api.put("/v1/customers/C1/open-items",
                       {"items": [{**item, "invoice_id": "X", "currency": "USD"}]}, role="ledger")
     assert r.status_code == 422 and r.json()["code"] == "currency_mismatch"
+    assert r.json()["invoice_ids"] == ["X"]
     dup = await api.put("/v1/customers/C1/open-items", {"items": [item, item]}, role="ledger")
-    assert dup.status_code == 422
+    assert dup.status_code == 422, dup.text
     assert (await exposure(api))["open_receivables"] == "0.00"
+    assert (await exposure(api, "C2"))["open_receivables"] == "10.00", "C2's I1 is untouched"
+    assert "open_items_replaced" not in await events(api)
 
 
 async def test_a_credit_note_in_a_snapshot_auto_releases_a_hold(api):

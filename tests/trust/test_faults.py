@@ -5,7 +5,7 @@
   more than tens of milliseconds, every worker notices within a second (timed) and reads
   nothing from Redis after that, and the cache is used again once Redis answers promptly.
 - PostgreSQL unreachable (a TCP proxy in this process that refuses or black-holes): checks
-  answer 503 `unavailable` within 2 s and never approve; /readyz 503, /livez 200; the same
+  answer 503 `unavailable` by their deadline and never approve; /readyz 503, /livez 200; the same
   process recovers when PostgreSQL returns.
 - A worker SIGKILLed under load: every decision a client received is committed, nothing is
   reserved without its decision, and `creditgate reconcile` finds no drift.
@@ -36,13 +36,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.reconcile import find_drift
+from app.settings import Settings
 from tests.server import ROOT, _wait_ready, free_port
 
 pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
-BASE_ENV = {"CREDITGATE_RATE_LIMIT_PER_SECOND": "100000"}
-CHECK_DEADLINE = 2.0  # the promise: a check answers within 2 s while PostgreSQL is down
+BASE_ENV: dict[str, str] = {}  # the product's defaults
+# The promise: while PostgreSQL is down a check answers by its deadline (the default), give or
+# take half a second of scheduling on a loaded machine.
+CHECK_DEADLINE = Settings().check_timeout_seconds + 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -962,7 +965,7 @@ def _check_body(order_id: str) -> dict[str, Any]:
 
 
 def _unavailable_problem(r: httpx.Response | None, elapsed: float, error: str) -> str:
-    """'' if this is the promised answer: 503 problem+json `unavailable` within 2 s."""
+    """'' if this is the promised answer: 503 problem+json `unavailable` by the deadline."""
     if r is None:
         return f"{error} after {elapsed:.2f} s"
     if r.status_code == 201 and r.json().get("outcome") == "approve":
@@ -1093,7 +1096,8 @@ def _report_outage(mode: str, run: dict[str, Any]) -> None:
     times = run["check_times"]
     print(f"\npostgres {mode}: {len(times)} checks while down, answered after median "
           f"{ms(statistics.median(times))}, max {ms(max(times))} "
-          f"({sum(t >= CHECK_DEADLINE for t in times)} at or over 2 s); /readyz max "
+          f"({sum(t >= CHECK_DEADLINE for t in times)} at or over {CHECK_DEADLINE:g} s); "
+          f"/readyz max "
           f"{ms(max(run['ready_times']))}; /livez max {ms(max(run['live_times']))}; "
           f"first decision {run['recovered']:.2f} s after PostgreSQL returned "
           f"({run['unavailable_after']} more 503s); /metrics counted checks as 500: "

@@ -35,7 +35,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.db import Database
+from app.db.engine import Database
 from app.reconcile import find_drift
 from tests.helpers import days
 from tests.server import serve
@@ -59,32 +59,11 @@ def _cents(amount: str | D) -> int:
 
 @pytest.fixture(scope="module")
 def replicas(database_url: str) -> Iterator[list[str]]:
-    """Three `creditgate serve` processes with two workers each, sharing the test database."""
-    env = {
-        "REDIS_URL": REDIS_URL,
-        # Each module run gets its own cache keys, so nothing cached by an earlier run (or
-        # by another suite on the same Redis) can answer for this one.
-        "CREDITGATE_CACHE_NAMESPACE": f"trust{os.getpid()}{secrets.token_hex(3)}",
-        # The per-key rate limiter would turn a 300-request burst with one key into 429s;
-        # this file tests races, not throttling.
-        "CREDITGATE_RATE_LIMIT_PER_SECOND": "100000",
-        "CREDITGATE_RATE_LIMIT_BURST": "100000",
-        # On a loaded 2-core machine a check that queues behind 300 others for the account
-        # row lock can take seconds; the default 1.5 s deadline would answer those with 503.
-        # A slow answer is not a wrong one, and a 503 here would hide the race being tested.
-        "CREDITGATE_CHECK_TIMEOUT_SECONDS": "10",
-        # Six worker processes with the default pool (10 + 10 overflow each) could open 120
-        # connections, more than PostgreSQL's max_connections=100, which this machine shares
-        # with other suites and benchmarks; a connection PostgreSQL refuses ("too many
-        # clients") fails its request with a 5xx. So: a fixed pool of 3 per worker, no
-        # overflow (overflow connections are closed after use and reopened in the next
-        # burst, each reopening a chance to be refused), opened by _warm before any test.
-        # Every check of one customer serialises on its account row anyway, so 3 per worker
-        # lose nothing; waiting for one (pool_timeout) may take up to the same 10 s.
-        "CREDITGATE_DB_POOL_SIZE": "3",
-        "CREDITGATE_DB_MAX_OVERFLOW": "0",
-        "CREDITGATE_DB_TIMEOUT_SECONDS": "10",
-    }
+    """Three `creditgate serve` processes with two workers each, sharing the test database,
+    at the product's defaults (pool, deadline, rate limit): only Redis is configured, and a
+    namespace of its own keeps entries cached by other runs out of this one."""
+    env = {"REDIS_URL": REDIS_URL,
+           "CREDITGATE_CACHE_NAMESPACE": f"trust{os.getpid()}{secrets.token_hex(3)}"}
     managers = [serve(database_url, workers=2, env=env) for _ in range(REPLICAS)]
     with contextlib.ExitStack() as stack:
         with ThreadPoolExecutor(REPLICAS) as pool:  # start the three at once
@@ -96,20 +75,7 @@ def replicas(database_url: str) -> Iterator[list[str]]:
                 bases.append(future.result())
         for future in futures:
             future.result()  # the first start-up failure, once the others will be stopped
-        _warm(bases)
         yield bases
-
-
-def _warm(bases: list[str]) -> None:
-    """Open every worker's pooled connections now, while PostgreSQL has room for them."""
-
-    def hit(base: str) -> None:
-        with contextlib.suppress(httpx.HTTPError):  # best effort: a 503 here is no finding
-            client.get(f"{base}/readyz")
-
-    with httpx.Client(timeout=15) as client, ThreadPoolExecutor(40) as pool:
-        for _ in range(3):
-            list(pool.map(hit, bases * 20))
 
 
 class Cluster:
@@ -274,6 +240,65 @@ async def test_300_concurrent_checks_across_three_replicas(cluster: Cluster, cle
     await _no_drift(clean_db)
     print(f"\n300 concurrent checks over {REPLICAS} replicas x 2 workers: {elapsed:.2f} s, "
           f"{approvals} approved, {300 - approvals} held")
+
+
+async def test_300_concurrent_checks_over_300_customers(cluster: Cluster, clean_db: Database):
+    """No contention on rows, all of it on the connection budget: every check queues in its
+    worker's pool of 3 and is answered, none refused by PostgreSQL."""
+    limit, amount = D("1000.00"), D("400.00")
+    customers = [f"SPREAD-{i:03d}" for i in range(300)]
+    await asyncio.gather(*(_account(cluster, c, str(limit)) for c in customers))
+
+    async def one(i: int, suffix: str) -> httpx.Response:
+        return await cluster.request("POST", "/v1/credit-checks", role="order-entry",
+                                     replica=i % REPLICAS, json={
+                                         "order_id": f"{customers[i]}-{suffix}",
+                                         "customer_id": customers[i], "amount": str(amount),
+                                         "currency": "EUR"})
+
+    started = time.perf_counter()
+    # Three rounds: two fit under each customer's limit, the third does not.
+    responses = []
+    for suffix in ("A", "B", "C"):
+        responses += await asyncio.gather(*(one(i, suffix) for i in range(300)))
+    elapsed = time.perf_counter() - started
+
+    await _no_5xx(clean_db, responses)
+    outcomes = Counter(r.json()["outcome"] for r in responses)
+    approvals_each = int(limit // amount)
+    assert outcomes == {"approve": 300 * approvals_each, "hold": 300 * (3 - approvals_each)}
+    async with clean_db.autocommit() as conn:
+        reserved = await conn.scalar(text(
+            "SELECT sum(open_orders) FROM accounts WHERE customer_id LIKE 'SPREAD-%'"))
+    assert reserved == 300 * approvals_each * amount
+    await _no_drift(clean_db)
+    print(f"\n3 x 300 concurrent checks over 300 customers, {REPLICAS} replicas x 2 workers: "
+          f"{elapsed:.2f} s, {outcomes['approve']} approved, {outcomes['hold']} held")
+
+
+async def test_a_fourth_replica_is_ready_within_10_s_after_a_burst(
+        cluster: Cluster, clean_db: Database, database_url: str):
+    """The three replicas hold their pools after a burst; the connection budget leaves room
+    for a fourth (an autoscaler adding one under load)."""
+    await _account(cluster, "BURST4", "100000")
+    responses = await asyncio.gather(*(
+        cluster.request("POST", "/v1/credit-checks", role="order-entry", replica=i % REPLICAS,
+                        json={"order_id": f"BURST4-{i}", "customer_id": "BURST4",
+                              "amount": "100", "currency": "EUR"}) for i in range(300)))
+    await _no_5xx(clean_db, responses)
+    started = time.perf_counter()
+    with serve(database_url, workers=2, env={"REDIS_URL": REDIS_URL}) as fourth:
+        ready = time.perf_counter() - started
+        async with httpx.AsyncClient(base_url=fourth, timeout=10) as client:
+            r = await client.get("/v1/customers/BURST4/exposure",
+                                 headers={"Authorization": f"Bearer {cluster._keys['admin']}"})
+        assert r.status_code == 200 and D(r.json()["open_orders"]) == D("30000.00"), r.text
+    assert ready < 10, f"the fourth replica took {ready:.1f} s to become ready"
+    async with clean_db.autocommit() as conn:
+        in_use = await conn.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'creditgate'"))
+    print(f"\nfourth replica ready {ready:.2f} s after a 300-check burst; creditgate holds "
+          f"{in_use} PostgreSQL connections with three replicas")
 
 
 # -- retry storm -----------------------------------------------------------------------------

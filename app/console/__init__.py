@@ -1,0 +1,1 @@
+"""The console: server-rendered pages for credit controllers (DESIGN 2.7)."""

@@ -1,0 +1,36 @@
+"""The credit file: one row per decision or event, never updated or deleted (migration 0002)."""
+
+from sqlalchemy import Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
+
+from app.db.columns import JsonDoc, Money, UTCDateTime, metadata, partial_index
+
+credit_file = Table(
+    "credit_file",
+    metadata,
+    Column("customer_id", String(64), nullable=False),
+    Column("entry_id", String(26), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("order_id", String(64)),
+    # Decision entries (credit checks, dispatch checks, amendments, releases).
+    Column("outcome", String(8)),
+    Column("reasons", JsonDoc),
+    Column("amount", Money),
+    Column("currency", String(3)),
+    Column("open_receivables", Money),
+    Column("open_orders", Money),
+    Column("effective_limit", Money),
+    Column("available", Money),
+    Column("expires_at", UTCDateTime),
+    Column("payment_index", Integer),
+    # What the decision was taken on (terms, class policy, exposure, overdue facts, payment
+    # index, review date), so that a simulation can decide it again (app/policies/simulate.py).
+    Column("inputs", JsonDoc),
+    # Everything else: old -> new values, allocations, counts.
+    Column("details", JsonDoc),
+    Column("note", Text),
+    PrimaryKeyConstraint("customer_id", "entry_id"),
+    Index("ix_credit_file_order", "customer_id", "order_id"),
+    partial_index("ix_credit_file_checks", "at", where="event = 'credit_check'"),
+)

@@ -1,0 +1,1 @@
+"""Events and webhooks: the transactional outbox, the feed, signed deliveries (DESIGN 2.5)."""

@@ -1,0 +1,1 @@
+"""Watching accounts: early-warning alerts, reviews due, and the daily sweep."""

@@ -1,0 +1,1 @@
+"""Decision parameters per risk class: read, replace, audit, simulate."""

@@ -1,0 +1,1 @@
+"""The revisions; Alembic loads each file itself (it skips this one)."""
