@@ -36,6 +36,7 @@ from app.receivables.views import router as receivables_router
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("creditgate")
+SHUTDOWN_SECONDS = 5.0
 DESCRIPTION = """Order-time credit checks: **approve**, **hold** or **prepay**, with reasons.
 
 Authenticate with `Authorization: Bearer <api key>` (create one with
@@ -78,9 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a task stuck in a cancelled statement must not keep a worker from
+            # shutting down (uvicorn's graceful shutdown has its own deadline after this).
+            done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("a background task had failed: %s",
+                                type(task.exception()).__name__)
+            if stuck:
+                log.warning("%d background tasks did not stop within %g s", len(stuck),
+                            SHUTDOWN_SECONDS)
             await keys.flush()
             if cache is not None:
                 await cache.close()

@@ -33,7 +33,10 @@ def serve(database_url: str | None, *, workers: int = 2, env: dict[str, str] | N
 
     `ready=False` waits for /livez instead, for a server that is expected never to be ready.
 
-    `database_url=None` serves the default (an SQLite file in `cwd`), as `make run` does.
+    `database_url=None` serves the default (the embedded PostgreSQL, its data in `cwd`), as
+    `make run` does. The product's defaults, but for two periodic tasks that would change data
+    under a test that did not ask for them (reservation expiry, the daily alert sweep); each is
+    tested on its own, and a test can turn one back on through `env`.
     The server's stderr (its JSON log) goes to `log_path` if given, else to a temporary file.
     """
     port = port or free_port()

@@ -33,7 +33,10 @@ _STATE = (
     .select_from(accounts.outerjoin(policies, policies.c.risk_class == accounts.c.risk_class))
     .where(accounts.c.customer_id == bindparam("customer_id"))
 )
-_LOCKED = _STATE.with_for_update(of=accounts)
+# Locked in a statement of its own, then read afresh: a statement that waits for the row
+# lock would see the row as it is but its subqueries (the overdue facts) as they were.
+_LOCK = select(accounts.c.customer_id).where(
+    accounts.c.customer_id == bindparam("customer_id")).with_for_update()
 
 
 def state_from_row(row: Any, today: dt.date) -> CreditState | None:
@@ -52,9 +55,9 @@ def state_from_row(row: Any, today: dt.date) -> CreditState | None:
 async def load_locked(conn: AsyncConnection, customer_id: str, today: dt.date
                       ) -> CreditState | None:
     """Lock the account row (FOR UPDATE) and read its credit state; None if unknown."""
-    result = await conn.execute(_LOCKED, {"customer_id": customer_id, "today": today})
-    row = result.mappings().first()
-    return state_from_row(row, today) if row is not None else None
+    if (await conn.execute(_LOCK, {"customer_id": customer_id})).first() is None:
+        return None
+    return await load_state(conn, customer_id, today)
 
 
 async def load_state(conn: AsyncConnection, customer_id: str, today: dt.date

@@ -3,7 +3,7 @@
 One read (account, class policy, overdue facts and any order already stored under the
 order_id) and one write (account aggregates, the order and its decision in data-modifying
 CTEs), both prepared once per connection by asyncpg. Under the row lock the read is two
-statements: FOR UPDATE cannot reach through the outer join that finds a stored order.
+statements: the lock, then the same read.
 """
 
 from __future__ import annotations
@@ -61,14 +61,10 @@ LEFT JOIN policies p ON p.risk_class = a.risk_class
 LEFT JOIN (SELECT {_STORED_ORDER} FROM orders WHERE customer_id = $1 AND order_id = $2) o
     ON true"""
 
-LOCKED = f"""SELECT {_ACCOUNT}
-FROM accounts a
-LEFT JOIN policies p ON p.risk_class = a.risk_class
-{_facts("$2")}
-WHERE a.customer_id = $1
-FOR UPDATE OF a"""
-
-ORDER = f"SELECT {_STORED_ORDER} FROM orders WHERE order_id = $1"
+# The lock is a statement of its own: a statement that waits for a row lock sees the row as
+# it is once it gets it, but its subqueries (overdue facts, alerts, tally) as they were when
+# it started waiting. The read after it starts afresh, and sees everything as of the lock.
+LOCK = "SELECT 1 FROM accounts WHERE customer_id = $1 FOR UPDATE"
 
 # $1 customer, $2 order, $3 status, $4 amount, $5 currency, $6 channel, $7 reserve,
 # $8 held amount, $9 held count, $10 entry id, $11 expires, $12 now, $13 actor, $14 outcome,
@@ -182,14 +178,10 @@ async def read(pg: Any, customer_id: str, order_id: str, today: dt.date, *, lock
                ) -> Read:
     """The credit state and any order already stored under the id; with `lock`, inside a
     transaction, the account row locked first."""
-    if not lock:
-        row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today)
-        return Read(state_from_row(row, today), _existing(row), _watch(row))
-    row = await pg.fetchrow(LOCKED, customer_id, today)
-    order = await pg.fetchrow(ORDER, order_id)
-    if row is None:
-        return Read(None, _existing(order))
-    return Read(state_from_row(row, today), _existing(order), _watch(row))
+    if lock:
+        await pg.fetchrow(LOCK, customer_id)
+    row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today)
+    return Read(state_from_row(row, today), _existing(row), _watch(row))
 
 
 def _watch(row: Any) -> Watch:

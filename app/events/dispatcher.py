@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -116,7 +117,11 @@ class Dispatcher:
         self.now = now
         self.rng = rng or random.Random()
         self.timeout = timeout
-        self.lease = dt.timedelta(seconds=max(lease_seconds, timeout + 1))
+        # A claimed batch is sent CONCURRENCY at a time: its last round may start only after
+        # the others have taken their whole timeout, and the lease must outlast it, or another
+        # dispatcher would claim (and send) the same deliveries again.
+        rounds = math.ceil(self.settings.webhook_batch_size / CONCURRENCY)
+        self.lease = dt.timedelta(seconds=max(lease_seconds, timeout * (rounds + 1)))
         self._wake = asyncio.Event()
         self._last_prune = 0.0
 

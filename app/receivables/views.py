@@ -32,15 +32,19 @@ REPLAY: dict[int | str, dict[str, Any]] = {
                          "(header Idempotent-Replayed: true)"}}
 
 
+def _answer(posted: service.Posted, request: Request, response: Response) -> Any:
+    """A ledger posting's answer: its decisions counted, a replay marked as one."""
+    count(request, posted.decided)
+    mark_replayed(response, posted.replayed)
+    return posted.body
+
+
 @router.post("/v1/invoices", response_model=InvoiceOut, status_code=201, responses=REPLAY,
              operation_id="create_invoice")
 async def post_invoice(body: InvoiceIn, db: DbDep, caller: Ledger, request: Request,
                        response: Response) -> Any:
     """Record an invoice. Naming `order_id` moves that order's reservation into receivables."""
-    posted = await service.post_invoice(db, body, caller)
-    count(request, posted.decided)
-    mark_replayed(response, posted.replayed)
-    return posted.body
+    return _answer(await service.post_invoice(db, body, caller), request, response)
 
 
 @router.post("/v1/payments", response_model=PaymentOut, status_code=201, responses=REPLAY,
@@ -48,10 +52,7 @@ async def post_invoice(body: InvoiceIn, db: DbDep, caller: Ledger, request: Requ
 async def post_payment(body: PaymentIn, db: DbDep, caller: Ledger, request: Request,
                        response: Response) -> Any:
     """Record a payment: to its invoice, or oldest due first; any excess is unapplied credit."""
-    posted = await service.post_payment(db, body, caller)
-    count(request, posted.decided)
-    mark_replayed(response, posted.replayed)
-    return posted.body
+    return _answer(await service.post_payment(db, body, caller), request, response)
 
 
 @router.put("/v1/customers/{customer_id}/open-items", response_model=SnapshotOut,

@@ -19,7 +19,6 @@ from sqlalchemy import text
 
 from app import clock
 from app.db.engine import Database
-from app.events.dispatcher import LEASE_SECONDS
 from app.events.outbox import emit
 from tests.conftest import ROOT
 from tests.events.conftest import create_webhook, dispatcher
@@ -118,7 +117,7 @@ async def test_a_worker_killed_between_claim_and_finish_loses_nothing(eapi, edb,
         # While the lease runs, nobody else sends it again ...
         assert (await dispatcher(edb).drain()).claimed == 0
         # ... once it has run out, the next dispatcher does.
-        later = clock.now() + dt.timedelta(seconds=LEASE_SECONDS + 1)
+        later = clock.now() + dispatcher(edb).lease + dt.timedelta(seconds=1)
         done = await dispatcher(edb, now=lambda: later).drain()
         assert done.delivered == 1
         assert r.ids() == [event_id, event_id]  # at least once: the receiver deduplicates
@@ -172,3 +171,13 @@ async def test_throughput_to_a_local_receiver(eapi, edb, events_settings):
         assert len(r.ids()) == n
     print(f"\nwebhook throughput to a local receiver: {one:.0f} events/s with one dispatcher, "
           f"{three:.0f} events/s with three")
+
+
+def test_a_lease_outlasts_the_slowest_round_of_its_batch(edb):
+    """A batch is sent CONCURRENCY at a time; if its lease ran out before the last round's
+    timeout, another dispatcher would claim and send those deliveries again."""
+    from app.events.client import DELIVERY_TIMEOUT
+    from app.events.dispatcher import CONCURRENCY
+
+    rounds = -(-edb.settings.webhook_batch_size // CONCURRENCY)
+    assert dispatcher(edb).lease.total_seconds() > rounds * DELIVERY_TIMEOUT

@@ -34,8 +34,8 @@ LIVEZ = b"GET /livez HTTP/1.1\r\nHost: creditgate\r\n\r\n"
 
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[str]:
-    """A 2-worker server at the product's defaults (rate limit off: one key does it all)."""
-    with serve(database_url, workers=2, env={"CREDITGATE_RATE_LIMIT_PER_SECOND": "0"}) as base:
+    """A 2-worker server at the product's defaults."""
+    with serve(database_url, workers=2) as base:
         yield base
 
 
