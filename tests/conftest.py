@@ -5,10 +5,12 @@ tests/cleanup.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -119,3 +121,48 @@ async def clean_db(db: Database, settings: Settings) -> Database:
     below the API."""
     await clean(db, settings)
     return db
+
+
+# -- a session that cannot hang on its way out ---------------------------------------------
+
+TEARDOWN_SECONDS = float(os.environ.get("CREDITGATE_TEST_TEARDOWN_SECONDS", "90"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The last test's teardown closes the session's event loop, which waits for every task
+    still pending. A task that does not end on cancellation would hang the run (and CI) for
+    good; this names such tasks and ends the process with the run's own verdict instead."""
+    if nextitem is None:
+        done = threading.Event()
+        session = item.session
+        threading.Thread(target=_watch_teardown, args=(done, session), daemon=True).start()
+        try:
+            yield
+        finally:
+            done.set()
+    else:
+        yield
+
+
+def _watch_teardown(done: threading.Event, session: pytest.Session) -> None:
+    if done.wait(TEARDOWN_SECONDS):
+        return
+    capture = session.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # the teardown's output is captured: say this on the terminal
+        capture.suspend_global_capture(in_=True)
+    stuck = [t for t in gc.get_objects() if isinstance(t, asyncio.Task) and not t.done()]
+    print(f"\n*** the session's teardown hung for {TEARDOWN_SECONDS} s; pending tasks:",
+          file=sys.stderr)
+    for task in stuck:
+        print(f"  {task.get_coro()!r}", file=sys.stderr)
+        for frame in task.get_stack(limit=8):
+            print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}",
+                  file=sys.stderr)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", {})
+    passed, failed = len(stats.get("passed", [])), len(stats.get("failed", []))
+    errors = len(stats.get("error", []))
+    print(f"\n{passed} passed, {failed + errors} failed", flush=True)
+    sys.stderr.flush()
+    os._exit(1 if failed or errors or session.testsfailed else 0)
