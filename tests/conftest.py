@@ -5,6 +5,7 @@ tests/cleanup.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import secrets
@@ -50,10 +51,10 @@ def migrate(url: str) -> None:
                    capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
-    name = f"creditgate_test_{os.getpid()}_{secrets.token_hex(3)}"
+@contextlib.contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (its URL), dropped at the end."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     url = _server_url(name)
     try:
@@ -61,6 +62,13 @@ def database_url() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    with throwaway_database("creditgate_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -58,13 +58,19 @@ def serve(database_url: str | None, *, workers: int = 2, env: dict[str, str] | N
             _wait_ready(base, proc, log, path="/readyz" if ready else "/livez")
             yield base
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM to the server's process group (uvicorn shuts down gracefully), SIGKILL if it
+    has not ended within `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _log_file(path: Path | None) -> IO[bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tests.server import free_port
+from tests.server import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the Dockerfile's build stage copies to build the wheel (and nothing else).
@@ -196,13 +195,7 @@ def _serving(installed: Installed, cwd: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, timeout=30)  # it stops the embedded PostgreSQL on its way out
         log.close()
 
 

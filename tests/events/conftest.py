@@ -5,10 +5,7 @@ with an injectable clock."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,7 +20,7 @@ from app.events.dispatcher import Dispatcher
 from app.main import create_app
 from app.settings import Settings
 from tests.api import Api
-from tests.conftest import _admin, _server_url, migrate
+from tests.conftest import throwaway_database
 
 EVENT_TABLES = ("events", "webhooks", "webhook_deliveries", "webhook_attempts",
                 "webhook_changes", "accounts", "credit_file", "alerts")
@@ -45,14 +42,8 @@ class FakeClock:
 
 @pytest.fixture(scope="session")
 def events_url() -> Iterator[str]:
-    name = f"creditgate_events_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    url = _server_url(name)
-    try:
-        migrate(url)
+    with throwaway_database("creditgate_events") as url:
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

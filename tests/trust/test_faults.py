@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 from app.reconcile import find_drift
 from app.settings import Settings
-from tests.server import ROOT, _wait_ready, free_port
+from tests.server import ROOT, _wait_ready, free_port, stop
 
 pytestmark = pytest.mark.slow
 
@@ -76,13 +76,7 @@ def serve(database_url: str, *, workers: int = 2, env: dict[str, str] | None = N
             _wait_ready(base, proc, log)
             yield base
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
     with open(log.name, "rb") as f:
         content = f.read()
     print(f"\n  server log: {len(content)} bytes, "
