@@ -14,6 +14,10 @@ from app.customers.repository import get_account
 from app.customers.schemas import AccountIn
 from app.customers.service import put_account
 from app.db.engine import Database
+from app.fx.schemas import FxRateIn
+from app.fx.service import put_rate
+from app.groups.schemas import GroupIn
+from app.groups.service import put_group
 from app.receivables.schemas import InvoiceIn, PaymentIn
 from app.receivables.service import post_invoice, post_payment
 
@@ -32,7 +36,13 @@ CUSTOMERS = [
     ("STARK-006", "Stark Components AG", "250000", "AA", False,
      [("INV-STARK-1", "120500.00", 20), ("INV-STARK-2", "8200.00", -140)]),
     ("WAYNE-007", "Wayne Industrial BV", "0", "unrated", False, []),
+    ("STARK-US-008", "Stark Components Inc", "50000", "A", False, []),
 ]
+
+# Stark's two companies share a group limit of 150,000 EUR; Wayne also buys in US dollars.
+GROUP = ("STARK-GROUP", "Stark Group", "150000")
+MEMBERS = {"STARK-006", "STARK-US-008"}
+USD_EUR = "0.92"
 
 # Initech paid last quarter's invoice 60 days late: its payment behaviour shows it.
 LATE_INVOICE = ("INV-INIT-0", "5000.00", -90)  # due 90 days ago, issued 30 days before that
@@ -59,10 +69,15 @@ async def load_demo(db: Database) -> bool:
         if await get_account(conn, CUSTOMERS[0][0]) is not None:
             return False
     today = clock.today()
+    group_id, group_name, group_limit = GROUP
+    await put_group(db, group_id, GroupIn(name=group_name, currency="EUR",
+                                          credit_limit=Decimal(group_limit)), SYSTEM)
+    await put_rate(db, "USD", "EUR", FxRateIn(rate=Decimal(USD_EUR), as_of=today), SYSTEM)
     for customer_id, name, limit, risk, blocked, invoices in CUSTOMERS:
         await put_account(db, customer_id, AccountIn(
             name=name, currency="EUR", credit_limit=Decimal(limit), risk_class=risk,
             blocked=blocked, block_reason="insolvency filing" if blocked else None,
+            group_id=group_id if customer_id in MEMBERS else None,
             reason="demo data"), SYSTEM)
         for invoice_id, amount, due_in in invoices:
             await post_invoice(db, InvoiceIn(

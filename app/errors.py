@@ -276,3 +276,13 @@ def install(app: FastAPI) -> None:
     server_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _WithoutMessages) for f in server_log.filters):
         server_log.addFilter(_WithoutMessages())
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """True when PostgreSQL broke a deadlock by failing this transaction (40P01)."""
+    orig: BaseException | None = exc
+    while orig is not None:
+        if str(getattr(orig, "sqlstate", "") or "") == "40P01":
+            return True
+        orig = getattr(orig, "orig", None) or orig.__cause__
+    return False

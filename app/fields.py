@@ -172,3 +172,12 @@ RatioOut = Annotated[
         Decimal(1))), return_type=str),
     WithJsonSchema({"type": "string", "examples": ["0.2"]}),
 ]
+
+
+def format_rate(value: Decimal) -> str:
+    """A rate as plain decimal text without trailing zeros (never an exponent)."""
+    return format(value.normalize(), "f")
+
+
+RateOut = Annotated[Decimal, PlainSerializer(format_rate, return_type=str), WithJsonSchema({
+    "type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["0.9215"]})]

@@ -22,6 +22,8 @@ from app.db.engine import Database
 from app.events.dispatcher import Dispatcher
 from app.events.outbox import WEBHOOKS_CHANNEL
 from app.events.views import router as events_router
+from app.fx.views import router as fx_router
+from app.groups.views import router as groups_router
 from app.metrics import Channels
 from app.middleware.body_limit import BodyLimit
 from app.middleware.request_log import RequestLog
@@ -33,6 +35,7 @@ from app.ops import router as ops_router
 from app.orders.views import router as orders_router
 from app.policies.views import router as policies_router
 from app.receivables.views import router as receivables_router
+from app.securities.views import router as securities_router
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("creditgate")
@@ -100,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     for router in (credit_router, orders_router, customers_router, credit_file_router,
                    receivables_router, policies_router, assessment_router, monitoring_router,
-                   events_router, ops_router):
+                   events_router, fx_router, groups_router, securities_router,
+                   ops_router):
         app.include_router(router)
     install_console(app)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes,

@@ -43,7 +43,7 @@ _ERRORS = {
            "(`conflict`), or an order in the wrong state (`invalid_state`)",
     "413": "Body too large (`payload_too_large`)",
     "422": "Invalid fields (`validation_error`, with `errors`), or a currency other than "
-           "the account's (`currency_mismatch`)",
+           "the account's without an exchange rate for the day (`fx_rate_missing`)",
     "429": "Rate limit of the key exceeded (`rate_limited`); see `Retry-After`",
     "503": "The database is unavailable or too slow (`unavailable`); nothing is guessed. "
            "A policy change that could not get in between running decisions (`busy`)",

@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
+from app.customers.locking import lock_account
 from app.customers.repository import set_payment_index
 from app.customers.tables import accounts
 from app.db.engine import touch
@@ -25,6 +26,9 @@ AGGREGATES = ("open_receivables", "open_orders", "held_amount", "held_count")
 
 @dataclass(frozen=True)
 class Drift:
+    """A maintained value and its recomputation; for a credit group's (an aggregate named
+    `group ...`), `customer_id` is the group's id."""
+
     customer_id: str
     aggregate: str
     maintained: Decimal | int | None
@@ -41,7 +45,7 @@ def _recomputed() -> Any:
     order_sums = (select(
         orders.c.customer_id,
         func.sum(case((reserving, orders.c.reserved), else_=0)).label("reserved"),
-        func.sum(case((held, orders.c.amount), else_=0)).label("held_amount"),
+        func.sum(case((held, orders.c.converted_amount), else_=0)).label("held_amount"),
         func.sum(case((held, 1), else_=0)).label("held_count"),
     ).group_by(orders.c.customer_id).subquery("order_sums"))
     return (
@@ -78,6 +82,7 @@ async def find_drift(conn: AsyncConnection, today: dt.date | None = None) -> lis
     drift += await _bucket_drift(conn, PAYMENT_DAYS)
     drift += await _bucket_drift(conn, INVOICED_DAYS)
     drift += await _payment_index_drift(conn, today or clock.today())
+    drift += await _group_drift(conn)
     return drift
 
 
@@ -163,6 +168,43 @@ async def _payment_index_drift(conn: AsyncConnection, today: dt.date) -> list[Dr
     return drift
 
 
+# ------------------------------------------------------------------ credit groups (2.6)
+
+GROUP_AGGREGATES = ("open_receivables", "open_orders", "member_count")
+# A group's figures are its members' maintained ones summed (those are checked against the
+# line items above); one statement, so both sides are read as of one moment.
+_GROUP_SUMS = """SELECT g.group_id, g.open_receivables, g.open_orders, g.member_count,
+        COALESCE(sum(a.open_receivables), 0) AS r_open_receivables,
+        COALESCE(sum(a.open_orders), 0) AS r_open_orders,
+        count(a.customer_id) AS r_member_count
+    FROM credit_groups g LEFT JOIN accounts a ON a.group_id = g.group_id
+    {where} GROUP BY g.group_id ORDER BY g.group_id"""
+
+
+async def _group_drift(conn: AsyncConnection) -> list[Drift]:
+    drift = []
+    for row in (await conn.execute(text(_GROUP_SUMS.format(where="")))).mappings():
+        for name in GROUP_AGGREGATES:
+            if row[name] != row[f"r_{name}"]:
+                drift.append(Drift(row["group_id"], f"group {name}", row[name],
+                                   row[f"r_{name}"]))
+    return drift
+
+
+async def _repair_group(conn: AsyncConnection, group_id: str) -> None:
+    """Set the group's figures to its members' sums as they are now: after the accounts'
+    repairs, which the trigger has already carried into the group. The group row is locked
+    first, which holds off every writer of a member (they lock it before the account)."""
+    await conn.execute(text("SELECT 1 FROM credit_groups WHERE group_id = :g FOR UPDATE"),
+                       {"g": group_id})
+    sums = (await conn.execute(text(_GROUP_SUMS.format(where="WHERE g.group_id = :g")),
+                               {"g": group_id})).mappings().one()
+    await conn.execute(text("UPDATE credit_groups SET open_receivables = :r, open_orders = :o, "
+                            "member_count = :n WHERE group_id = :g"),
+                       {"r": sums["r_open_receivables"], "o": sums["r_open_orders"],
+                        "n": sums["r_member_count"], "g": group_id})
+
+
 async def _rebuild(conn: AsyncConnection, buckets: Buckets, customer_ids: set[str]) -> None:
     """Replace the customers' buckets with their recomputation."""
     ids = {"ids": sorted(customer_ids)}
@@ -173,7 +215,8 @@ async def _rebuild(conn: AsyncConnection, buckets: Buckets, customer_ids: set[st
 
 
 async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
-    """Set drifted account aggregates to their recomputed values; returns rows fixed."""
+    """Set drifted aggregates to their recomputed values, the accounts' before the groups';
+    returns how many were fixed."""
     fixed = 0
     for buckets in (PAYMENT_DAYS, INVOICED_DAYS):
         mine = [d for d in drift if d.aggregate.startswith(buckets.table + " ")]
@@ -186,8 +229,12 @@ async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
             await set_payment_index(conn, d.customer_id, d.recomputed)
             fixed += 1
         if d.aggregate in AGGREGATES:
+            await lock_account(conn, d.customer_id)  # its group first: the trigger writes it
             await conn.execute(update(accounts).where(accounts.c.customer_id == d.customer_id)
                                .values({d.aggregate: d.recomputed}))
             touch(d.customer_id)
             fixed += 1
-    return fixed
+    groups = [d for d in drift if d.aggregate.startswith("group ")]
+    for group_id in sorted({d.customer_id for d in groups}):
+        await _repair_group(conn, group_id)
+    return fixed + len(groups)

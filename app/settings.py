@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # a day across all replicas (app/monitoring/sweep.py). 0: never in the app (cron
     # `creditgate monitor` instead).
     monitor_interval_seconds: float = Field(default=300.0, ge=0)
-    # Accounts evaluated (and locked) per sweep transaction.
-    monitor_batch_size: int = Field(default=500, ge=1, le=10000)
+    # Accounts per sweep transaction: each holds its accounts' row locks while their payment
+    # indexes are refreshed, and a check of one of them waits meanwhile (~3 ms per account).
+    monitor_batch_size: int = Field(default=25, ge=1, le=10000)
     # Webhooks (app/events). true: http and private or loopback addresses are allowed too
     # (tests, private networks); never link-local, multicast or reserved ones.
     webhook_allow_private: bool = False

@@ -14,6 +14,7 @@ Prints one line: BENCHTRACE {json}.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import random
@@ -131,7 +132,7 @@ async def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     sys.path.insert(0, str(ROOT))
 
-    import floor  # bench/floor.py
+    floor = importlib.import_module("floor")  # bench/floor.py, on the path set above
     import httpx
     from sqlalchemy import event
 

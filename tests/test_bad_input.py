@@ -70,9 +70,15 @@ def encode(body: Any) -> bytes:
 
 async def build_world(api: Api) -> None:
     """C1 (EUR, limit 10000): invoices I1 and I3 (I3 invoices part of O1), approved O1,
-    shipped S1, held H1. C2 (EUR, limit 5000): invoice I2, approved O2."""
+    shipped S1, held H1, security S1 (valid from in 10 days). C2 (EUR, limit 5000): invoice
+    I2, approved O2; C2 is a member of credit group G1 (EUR); group GU is in USD."""
+    for group_id, currency in (("G1", "EUR"), ("GU", "USD")):
+        r = await api.put(f"/v1/groups/{group_id}", {"name": f"Group {group_id}",
+                                                     "currency": currency,
+                                                     "credit_limit": "100000"})
+        assert r.status_code == 201, r.text
     await account(api, "C1", "10000")
-    await account(api, "C2", "5000")
+    await account(api, "C2", "5000", group_id="G1")
     await invoice(api, "I1", "1000", "C1")
     await invoice(api, "I2", "200", "C2")
     assert (await check(api, "O1", "2000", "C1"))["outcome"] == "approve"
@@ -82,6 +88,10 @@ async def build_world(api: Api) -> None:
     assert r.status_code == 200 and r.json()["outcome"] == "approve", r.text
     assert (await check(api, "H1", "7500", "C1"))["outcome"] == "hold"
     assert (await check(api, "O2", "100", "C2"))["outcome"] == "approve"
+    r = await api.put("/v1/customers/C1/securities/S1", {  # not valid yet: no headroom
+        "kind": "bank_guarantee", "amount": "1000", "currency": "EUR",
+        "valid_from": days(10), "valid_until": days(100)}, role="controller")
+    assert r.status_code == 201, r.text
 
 
 async def table_digest(db: Any) -> dict[str, tuple[int, str]]:
@@ -214,6 +224,8 @@ ENDPOINTS = {
                                   "overdue_tolerance": "50", "reason": "committee"},
         "controller"),
     "dispatch": Endpoint("POST", "/v1/orders/O1/dispatch-check", NO_BODY, "warehouse"),
+    "fx-rate": Endpoint("PUT", "/v1/fx-rates/USD/EUR", {"rate": "0.92", "as_of": days(0)},
+                        "controller"),
 }
 REQUIRED = {
     "put-customer-new": ("name", "currency", "credit_limit"),
@@ -227,6 +239,7 @@ REQUIRED = {
     "reject": ("reason",),
     "policy": ("prepay_required", "hold_band", "max_days_past_due", "prepay_days_past_due",
                "overdue_tolerance"),
+    "fx-rate": ("rate", "as_of"),
 }
 
 
@@ -324,6 +337,18 @@ for _ep, _field, _extra, _full in AMOUNT_FIELDS:
         if _label == "null" and _ep == "patch-customer":
             continue  # PATCH: null is tested below (non-nullable fields)
         add(f"{_ep}-{_field}-{_label}", field_case(_ep, _field, _value))
+# Exchange rates: up to 10 decimals (so 1.00001 is fine), > 0, below 10^9.
+RATE_BAD: list[tuple[str, Any]] = [
+    ("nan-token", Tok("NaN")), ("infinity-token", Tok("Infinity")), ("nan-string", "NaN"),
+    ("1e20-number", 1e20), ("1e3-string", "1e3"), ("11-decimals-string", "1.00000000001"),
+    ("11-decimals-number", Tok("1.00000000001")), ("tiny-exponent", Tok("1e-11")),
+    ("10^9-int", 10**9), ("10^9-string", "1000000000"),
+    ("exponent-beyond-context", Tok("1e999999999")), ("true", True), ("null", None),
+    ("word", "ten"), ("fullwidth-digit", "\uff15"), ("empty", ""), ("list", ["1"]),
+    ("zero", 0), ("zero-string", "0"), ("zero-decimals", "0.0000000000"), ("negative", -1),
+    ("negative-string", "-0.5"), ("leading-space", " 1"), ("decimal-comma", "0,92")]
+for _label, _value in RATE_BAD:
+    add(f"fx-rate-rate-{_label}", field_case("fx-rate", "rate", _value))
 
 # Currencies: malformed everywhere; a valid code other than the account's where money moves.
 BAD_CURRENCIES: list[tuple[str, Any]] = [
@@ -339,11 +364,12 @@ for _ep, _field, _full in [
         ("credit-check", "currency", True)]:
     for _label, _value in BAD_CURRENCIES + (MORE_BAD_CURRENCIES if _full else []):
         add(f"{_ep}-{_field}-{_label}", field_case(_ep, _field, _value))
+# No rate USD/CHF -> EUR is stored: a document in either cannot be converted.
 for _ep, _field in [("open-items", "items.0.currency"), ("invoice", "currency"),
                     ("payment", "currency"), ("credit-check", "currency")]:
     for _value in ("USD", "CHF"):
         add(f"{_ep}-{_field}-mismatch-{_value}",
-            on(_ep, mutate(ENDPOINTS[_ep].body, _field, _value), code="currency_mismatch"))
+            on(_ep, mutate(ENDPOINTS[_ep].body, _field, _value), code="fx_rate_missing"))
 
 # Ids in bodies.
 BAD_IDS: list[tuple[str, Any]] = [
@@ -373,7 +399,8 @@ MORE_BAD_DATES: list[tuple[str, Any]] = [
 DATE_FIELDS = [("open-items", "items.0.due_on", False), ("invoice", "due_on", True),
                ("invoice", "issued_on", False), ("payment", "received_on", False),
                ("put-customer-new", "temporary_limit.expires_on", False),
-               ("patch-customer", "temporary_limit.expires_on", False)]
+               ("patch-customer", "temporary_limit.expires_on", False),
+               ("fx-rate", "as_of", False)]
 for _ep, _field, _full in DATE_FIELDS:
     for _label, _value in BAD_DATES + (MORE_BAD_DATES if _full else []):
         add(f"{_ep}-{_field}-{_label}", field_case(_ep, _field, _value))
@@ -540,6 +567,29 @@ for _label, _value in [("lowercase", "aaa"), ("unknown", "D"), ("quote", "A%27")
         add(f"policy-{_method.lower()}-class-{_label}",
             Case(_method, f"/v1/policies/{_value}", _body, status=404,
                  code="risk_class_not_found"))
+# Exchange rates: the pair in the path, the listing's filters.
+_RATE = ENDPOINTS["fx-rate"].body
+for _label, _value in [("lower", "usd"), ("two-letters", "US"), ("four-letters", "USDX"),
+                       ("digit", "U1D"), ("accented", "%C3%89UR"), ("space", "US%20")]:
+    add(f"fx-rate-path-from-{_label}", Case("PUT", f"/v1/fx-rates/{_value}/EUR", _RATE,
+                                            "controller", fields=("path.from",)))
+    add(f"fx-rate-path-to-{_label}", Case("PUT", f"/v1/fx-rates/USD/{_value}", _RATE,
+                                          "controller", fields=("path.to",)))
+    add(f"fx-rates-from-{_label}", Case("GET", f"/v1/fx-rates?from={_value}",
+                                        fields=("query.from",)))
+    add(f"fx-rates-to-{_label}", Case("GET", f"/v1/fx-rates?to={_value}",
+                                      fields=("query.to",)))
+add("fx-rate-same-pair", Case("PUT", "/v1/fx-rates/EUR/EUR", _RATE, "controller",
+                              fields=("path.to",)))
+add("fx-rate-one-currency", Case("PUT", "/v1/fx-rates/USD", _RATE, "controller", status=404,
+                                 code="not_found"))
+for _label, _value in [("zero", "0"), ("1001", "1001"), ("word", "ten")]:
+    add(f"fx-rates-limit-{_label}", Case("GET", f"/v1/fx-rates?limit={_value}",
+                                         fields=("query.limit",)))
+for _label, _value in [("word", "bad"), ("lower", "usd:eur:2026-01-01"),
+                       ("no-date", "USD:EUR"), ("feb-30", "USD:EUR:2026-02-30")]:
+    add(f"fx-rates-cursor-{_label}", Case("GET", f"/v1/fx-rates?cursor={_value}",
+                                          code="validation_error"))
 add("customers-wrong-method", Case("DELETE", "/v1/customers/C1", status=405,
                                    code="method_not_allowed"))
 add("invoices-wrong-method", Case("GET", "/v1/invoices", status=405,
@@ -598,6 +648,131 @@ CONFLICTS = [
                                  code="invalid_state")),
 ]
 for _id, _case in CONFLICTS:
+    add(_id, _case)
+
+
+# Securities: the body's fields, the path ids, and refusals by the rules.
+SECURITY = {"kind": "credit_insurance", "amount": "500", "currency": "EUR",
+            "valid_from": days(-1), "valid_until": days(30), "provider": "Allianz Trade",
+            "reference": "POL-1", "reason": "new cover"}
+ENDPOINTS["put-security"] = Endpoint("PUT", "/v1/customers/C1/securities/S9", SECURITY,
+                                     "controller", absent=("/v1/customers/C1/securities/S9",))
+for _label, _value in CORE_BAD_AMOUNTS + POSITIVE_BAD:
+    add(f"put-security-amount-{_label}", field_case("put-security", "amount", _value))
+for _label, _value in BAD_CURRENCIES:
+    add(f"put-security-currency-{_label}", field_case("put-security", "currency", _value))
+for _field in ("valid_from", "valid_until"):
+    for _label, _value in [*BAD_DATES, ("null", None)]:
+        add(f"put-security-{_field}-{_label}", field_case("put-security", _field, _value))
+for _field, _values in [
+        ("kind", [("unknown", "pledge"), ("upper", "COLLATERAL"), ("int", 1), ("null", None)]),
+        ("provider", [("empty", ""), ("201-chars", "x" * 201), ("nul", "a\x00b"), ("int", 5)]),
+        ("reference", [("empty", ""), ("501-chars", LONG), ("nul", "a\x00b")]),
+        ("reason", [("empty", ""), ("501-chars", LONG), ("nul", "a\x00b")])]:
+    for _label, _value in _values:
+        add(f"put-security-{_field}-{_label}", field_case("put-security", _field, _value))
+for _field in ("kind", "amount", "currency", "valid_from", "valid_until"):
+    add(f"put-security-missing-{_field}", field_case("put-security", _field, DROP))
+add("put-security-until-before-from", field_case("put-security", "valid_until", days(-2)))
+add("put-security-unknown-field", on("put-security", {**SECURITY, "bogus": 1},
+                                     fields=("body.bogus",)))
+for _label, _value in [("array-of-body", [SECURITY]), ("null", None), ("string", "x")]:
+    add(f"put-security-non-object-{_label}", on("put-security", _value, fields=("body",)))
+add("put-security-empty-body", on("put-security", Raw(b""), fields=("body",)))
+add("put-security-malformed", on("put-security", Raw(b'{"amount": "1"'), status=400,
+                                 code="invalid_json"))
+add("put-security-no-rate", on("put-security", {**SECURITY, "currency": "USD"},
+                               code="fx_rate_missing"))
+SECURITY_PATHS = [("put", "PUT", "/v1/customers/{}/securities/{}", SECURITY),
+                  ("get", "GET", "/v1/customers/{}/securities/{}", NO_BODY),
+                  ("delete", "DELETE", "/v1/customers/{}/securities/{}", NO_BODY)]
+for _name, _method, _tpl, _body in SECURITY_PATHS:
+    for _label, _value in BAD_PATH_IDS:
+        add(f"path-{_name}-security-customer-{_label}", Case(
+            _method, _tpl.format(_value, "S1"), _body, "controller",
+            fields=("path.customer_id",)))
+        add(f"path-{_name}-security-id-{_label}", Case(
+            _method, _tpl.format("C1", _value), _body, "controller",
+            fields=("path.security_id",)))
+    add(f"path-{_name}-security-unknown-customer", Case(
+        _method, _tpl.format("NOPE", "S1"), _body, "controller", status=404,
+        code="customer_not_found", absent=("/v1/customers/NOPE",)))
+    add(f"path-{_name}-security-slash", Case(_method, _tpl.format("C1", "S1%2FX"), _body,
+                                             "controller", status=404, code="not_found"))
+for _method in ("GET", "DELETE"):
+    add(f"{_method.lower()}-unknown-security", Case(
+        _method, "/v1/customers/C1/securities/NOPE", status=404, code="security_not_found"))
+for _label, _value in BAD_PATH_IDS:
+    add(f"path-list-securities-{_label}", Case(
+        "GET", f"/v1/customers/{_value}/securities", role="controller",
+        fields=("path.customer_id",)))
+add("path-list-securities-unknown", Case("GET", "/v1/customers/NOPE/securities",
+                                         status=404, code="customer_not_found"))
+add("securities-wrong-method", Case("POST", "/v1/customers/C1/securities", SECURITY,
+                                    status=405, code="method_not_allowed"))
+
+
+# Credit groups: the body's fields, the path ids, and membership refused by the rules.
+GROUP_BODY = {"name": "New Holding", "currency": "EUR", "credit_limit": "1000",
+              "blocked": True, "block_reason": "dispute", "reason": "new group"}
+ENDPOINTS["put-group-new"] = Endpoint("PUT", "/v1/groups/NEWG", GROUP_BODY, "controller",
+                                      absent=("/v1/groups/NEWG",))
+ENDPOINTS["put-group-replace"] = Endpoint("PUT", "/v1/groups/G1", {
+    "name": "Group G1", "currency": "EUR", "credit_limit": "200000"}, "controller")
+for _ep in ("put-group-new", "put-group-replace"):
+    for _label, _value in CORE_BAD_AMOUNTS + NON_NEGATIVE_BAD:
+        add(f"{_ep}-credit_limit-{_label}", field_case(_ep, "credit_limit", _value))
+    for _label, _value in BAD_CURRENCIES:
+        add(f"{_ep}-currency-{_label}", field_case(_ep, "currency", _value))
+    for _field in ("name", "currency", "credit_limit"):
+        add(f"{_ep}-missing-{_field}", field_case(_ep, _field, DROP))
+    add(f"{_ep}-unknown-field", on(_ep, {**ENDPOINTS[_ep].body, "bogus": 1},
+                                   fields=("body.bogus",)))
+    for _label, _value in [("array-of-body", [GROUP_BODY]), ("null", None), ("string", "x")]:
+        add(f"{_ep}-non-object-{_label}", on(_ep, _value, fields=("body",)))
+    add(f"{_ep}-empty-body", on(_ep, Raw(b""), fields=("body",)))
+    add(f"{_ep}-malformed", on(_ep, Raw(b'{"name": "x"'), status=400, code="invalid_json"))
+for _field, _values in [
+        ("name", [("empty", ""), ("201-chars", "x" * 201), ("int", 5), ("null", None),
+                  ("nul", "a\x00b")]),
+        ("blocked", [("string-true", "true"), ("one", 1), ("null", None)]),
+        ("block_reason", [("empty", ""), ("501-chars", LONG), ("int", 5), ("nul", "a\x00b")]),
+        ("reason", [("empty", ""), ("501-chars", LONG), ("nul", "a\x00b")])]:
+    for _label, _value in _values:
+        add(f"put-group-new-{_field}-{_label}", field_case("put-group-new", _field, _value))
+for _ep in ("put-customer-new", "patch-customer"):
+    for _label, _value in BAD_IDS:
+        add(f"{_ep}-group_id-{_label}", field_case(_ep, "group_id", _value))
+GROUP_PATHS = [("put", "PUT", "/v1/groups/{}", GROUP_BODY),
+               ("get", "GET", "/v1/groups/{}", NO_BODY),
+               ("exposure", "GET", "/v1/groups/{}/exposure", NO_BODY)]
+for _name, _method, _tpl, _body in GROUP_PATHS:
+    for _label, _value in BAD_PATH_IDS:
+        add(f"path-{_name}-group-{_label}", Case(_method, _tpl.format(_value), _body,
+                                                 "controller", fields=("path.group_id",)))
+    add(f"path-{_name}-group-slash", Case(_method, _tpl.format("G1%2FX"), _body, "controller",
+                                          status=404, code="not_found"))
+    if _method == "GET":  # a PUT creates what is unknown
+        add(f"path-{_name}-group-unknown", Case(_method, _tpl.format("NOPE"), role="controller",
+                                                status=404, code="group_not_found"))
+add("groups-wrong-method", Case("DELETE", "/v1/groups/G1", status=405,
+                                code="method_not_allowed"))
+for _id, _case in [
+        ("put-customer-new-unknown-group", on("put-customer-new", {
+            **ENDPOINTS["put-customer-new"].body, "group_id": "NOPE"}, code="unknown_group")),
+        ("put-customer-new-group-in-other-currency", on("put-customer-new", {
+            **ENDPOINTS["put-customer-new"].body, "group_id": "GU"},
+            code="group_currency_mismatch")),
+        ("patch-customer-unknown-group", on("patch-customer", {"group_id": "NOPE"},
+                                            code="unknown_group")),
+        ("patch-customer-group-in-other-currency", on("patch-customer", {"group_id": "GU"},
+                                                      code="group_currency_mismatch")),
+        ("patch-member-currency-away-from-its-group", on(
+            "patch-customer", {"currency": "USD"}, path="/v1/customers/C2",
+            status=(409, 422), code=("currency_change", "group_currency_mismatch"))),
+        ("put-group-currency-away-from-its-members", on("put-group-replace", {
+            **ENDPOINTS["put-group-replace"].body, "currency": "USD"},
+            code="group_currency_mismatch"))]:
     add(_id, _case)
 
 

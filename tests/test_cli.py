@@ -141,6 +141,26 @@ async def test_reconcile_finds_no_drift_and_reports_real_drift(api, db, database
     assert cli("reconcile", database_url=database_url).returncode == 0
 
 
+async def test_reconcile_covers_credit_groups(api, db, database_url):
+    r = await api.put("/v1/groups/G1", {"name": "Holding", "currency": "EUR",
+                                        "credit_limit": "5000"})
+    assert r.status_code == 201, r.text
+    await account(api, limit="1000", group_id="G1")
+    await invoice(api, "I1", "100")
+    assert cli("reconcile", database_url=database_url).returncode == 0
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE credit_groups SET open_receivables = 7, "
+                                "member_count = 2"))
+    drift = cli("reconcile", database_url=database_url)
+    assert drift.returncode == 1
+    assert "DRIFT G1 group open_receivables: maintained 7.0000, recomputed 100.0000" in \
+        drift.stdout
+    assert "DRIFT G1 group member_count: maintained 2, recomputed 1" in drift.stdout
+    repaired = cli("reconcile", "--repair", database_url=database_url)
+    assert repaired.returncode == 0 and "repaired 2 aggregates" in repaired.stdout
+    assert cli("reconcile", database_url=database_url).returncode == 0
+
+
 async def test_expire_command(api, db, database_url, tmp_path):
     await account(api, limit="1000")
     await check(api, "O1", "200")
@@ -194,7 +214,7 @@ async def test_import_names_the_line_of_an_item_the_ledger_refuses(api, database
     out = _import_rows(tmp_path, database_url, f"A,A-1,100,EUR,{days(10)}",
                        f"A,A-2,5,USD,{days(10)}")
     assert out.returncode == 1
-    assert "line 3 (A-2): customer A: items not in EUR" in out.stderr, out.stderr
+    assert "line 3 (A-2): customer A: no exchange rate into EUR" in out.stderr, out.stderr
     out = _import_rows(tmp_path, database_url, f"A,A-1,100,EUR,{days(10)}",
                        f"A,B-7,5,EUR,{days(10)}")
     assert out.returncode == 1

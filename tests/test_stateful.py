@@ -4,7 +4,9 @@ Hypothesis drives the real HTTP API (the ASGI app over a throwaway PostgreSQL da
 credit checks (new orders, replays, conflicting repeats, dry runs), amendments, invoices (with
 and without order_id, partial and full), payments (to an invoice or oldest-first, overpayments
 included), cancels, releases, rejections, dispatch checks, limit changes and open-item
-snapshots, on three customers with small limits. After every step it checks that
+snapshots, on three customers with small limits, and credit groups: two groups whose limits
+bind their members together, changes of a group's terms, and members moving between groups
+and out of them. After every step it checks that
 
 1. `reconcile.find_drift()` is empty;
 2. every automatic approval in the credit file (credit_check, amendment, auto_release) kept
@@ -13,6 +15,7 @@ snapshots, on three customers with small limits. After every step it checks that
    decision's outcome, reasons, exposure and available; each order's status, amount, reserved
    and invoiced; each customer's exposure; and, from the API alone, open_orders is the sum of
    the reserved amounts of the approved/shipped orders and held_count the number of held ones;
+   each group's exposure is the sum of its members' exposure, and its members are the model's;
 4. replays (of credit checks, invoices, payments and dispatch checks, with the amount spelt
    differently) answer 200 with `Idempotent-Replayed: true` and the identical body, and they,
    conflicting repeats and dry runs change nothing.
@@ -63,6 +66,10 @@ ZERO = Decimal(0)
 CENT = Decimal("0.01")
 LIMITS = {"C1": Decimal(100), "C2": Decimal(250), "C3": Decimal(40)}
 CUSTOMERS = tuple(LIMITS)
+# Below their members' limits together, so that the group's limit is the one that binds.
+GROUP_LIMITS = {"G1": Decimal(150), "G2": Decimal(60)}
+GROUPS = tuple(GROUP_LIMITS)
+MEMBERS = {"C1": "G1", "C2": "G1", "C3": None}  # at the start
 UNKNOWN = "CX"  # a customer without an account
 RESERVING = frozenset({"approved", "shipped"})
 LIVE = frozenset({"approved", "held", "prepay", "shipped"})
@@ -72,7 +79,8 @@ OUTCOME_OF = {
     "CUSTOMER_BLOCKED": "prepay", "NO_CREDIT_LIMIT": "prepay",
     "OVER_LIMIT_BEYOND_TOLERANCE": "prepay", "OVER_LIMIT": "hold",
     "SEVERELY_OVERDUE": "prepay", "OVERDUE_RECEIVABLES": "hold", "WITHIN_LIMIT": "approve",
-    "UNKNOWN_CUSTOMER": "prepay",
+    "UNKNOWN_CUSTOMER": "prepay", "GROUP_BLOCKED": "prepay",
+    "GROUP_OVER_LIMIT_BEYOND_TOLERANCE": "prepay", "GROUP_OVER_LIMIT": "hold",
 }
 STATUS_OF = {"approve": "approved", "hold": "held", "prepay": "prepay"}
 REPLAYED = "Idempotent-Replayed"
@@ -82,6 +90,8 @@ SEEN: Counter[str] = Counter()  # what the runs exercised (printed by the test; 
 FINGERPRINT = text(
     "SELECT (SELECT count(*) FROM credit_file), (SELECT count(*) FROM orders), "
     "(SELECT count(*) FROM payments), (SELECT count(*) FROM open_items), "
+    "(SELECT string_agg(concat_ws(':', group_id, open_receivables, open_orders, member_count,"
+    " version), ',' ORDER BY group_id) FROM credit_groups), "
     "(SELECT string_agg(concat_ws(':', customer_id, open_receivables, open_orders, held_amount,"
     " held_count, terms_version, ledger_version), ',' ORDER BY customer_id) FROM accounts), "
     "(SELECT string_agg(concat_ws(':', order_id, status, amount, reserved, invoiced), ',' "
@@ -149,6 +159,7 @@ class Account:
     blocked: bool = False
     items: dict[str, Item] = field(default_factory=dict)
     credit: Decimal = ZERO  # unapplied payment credit
+    group: str | None = None
 
     def limit(self, day: dt.date) -> Decimal:
         if self.temp is not None and day <= self.temp[1]:
@@ -191,6 +202,25 @@ class Policy:
     overdue_tolerance: Decimal = ZERO
 
 
+@dataclass
+class Group:
+    credit_limit: Decimal
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A group as a decision sees it: its terms and its members' exposure summed."""
+
+    group_id: str
+    limit: Decimal
+    blocked: bool
+    exposure: Decimal
+
+    def without(self, amount: Decimal) -> GroupView:
+        return GroupView(self.group_id, self.limit, self.blocked, self.exposure - amount)
+
+
 @dataclass(frozen=True)
 class Expected:
     """A decision as the model predicts it."""
@@ -200,11 +230,13 @@ class Expected:
     recv: Decimal
     orders: Decimal
     limit: Decimal
+    group: GroupView | None = None
 
 
 def evaluate(acct: Account, policy: Policy, recv: Decimal, orders: Decimal, amount: Decimal,
-             limit_rules: bool = True) -> Expected:
-    """DESIGN.md's decision table, written independently of app/credit/policy.py."""
+             limit_rules: bool = True, group: GroupView | None = None) -> Expected:
+    """DESIGN.md's decision table, written independently of app/credit/policy.py; a member's
+    group rules come right after OVER_LIMIT."""
     day = today()
     limit = acct.limit(day)
     codes: list[str] = []
@@ -216,6 +248,11 @@ def evaluate(acct: Account, policy: Policy, recv: Decimal, orders: Decimal, amou
     if limit_rules and projected > limit:
         beyond = projected > limit * (1 + policy.hold_band)
         codes.append("OVER_LIMIT_BEYOND_TOLERANCE" if beyond else "OVER_LIMIT")
+    if group is not None and group.blocked:
+        codes.append("GROUP_BLOCKED")
+    if group is not None and limit_rules and group.exposure + amount > group.limit:
+        beyond = group.exposure + amount > group.limit * (1 + policy.hold_band)
+        codes.append("GROUP_OVER_LIMIT_BEYOND_TOLERANCE" if beyond else "GROUP_OVER_LIMIT")
     days, late = acct.overdue(day)
     if days is not None and days > policy.prepay_days_past_due:
         codes.append("SEVERELY_OVERDUE")
@@ -225,7 +262,7 @@ def evaluate(acct: Account, policy: Policy, recv: Decimal, orders: Decimal, amou
     if not codes:
         codes.append("WITHIN_LIMIT")
     outcome = max((OUTCOME_OF[c] for c in codes), key=SEVERITY.__getitem__)
-    return Expected(outcome, codes, recv, orders, limit)
+    return Expected(outcome, codes, recv, orders, limit, group)
 
 
 def assert_decision(dec: dict[str, Any], exp: Expected, *, kind: str, order_id: str,
@@ -247,6 +284,17 @@ def assert_decision(dec: dict[str, Any], exp: Expected, *, kind: str, order_id: 
     if dec["outcome"] == "approve" and kind in AUTOMATIC:
         # Invariant 2: automatic approvals never exceed the limit at the moment of approval.
         assert D(ex["total"]) + D(dec["amount"]) <= D(dec["effective_limit"]), where
+    g, want = dec.get("group"), exp.group
+    if want is None:
+        assert g is None, f"expected no group; got {where}"
+        return
+    assert g is not None and g["group_id"] == want.group_id, f"expected {want}; got {where}"
+    assert (D(g["exposure"]), D(g["effective_limit"])) == (want.exposure, want.limit), \
+        f"expected {want}; got {where}"
+    assert D(g["available"]) == want.limit - want.exposure - reserve, where
+    if dec["outcome"] == "approve" and kind in AUTOMATIC:
+        # ... nor the group's limit.
+        assert D(g["exposure"]) + D(dec["amount"]) <= D(g["effective_limit"]), where
 
 
 # ---------------------------------------------------------------- the machine
@@ -264,6 +312,7 @@ class CreditGateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.accounts: dict[str, Account] = {}
+        self.groups: dict[str, Group] = {}
         self.orders: dict[str, Order] = {}
         self.invoices: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.payments: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -272,12 +321,19 @@ class CreditGateMachine(RuleBasedStateMachine):
         self.counter = 0
         self.policy = Policy()
         self.run(clean(self.db, self.app_settings))
+        for group_id, limit in GROUP_LIMITS.items():
+            r = self.call("PUT", f"/v1/groups/{group_id}", {
+                "name": f"Group {group_id}", "currency": "EUR",
+                "credit_limit": text_of(limit)}, role="controller")
+            assert r.status_code == 201, r.text
+            self.groups[group_id] = Group(limit)
         for customer_id, limit in LIMITS.items():
             r = self.call("PUT", f"/v1/customers/{customer_id}", {
                 "name": f"Customer {customer_id}", "currency": "EUR",
-                "credit_limit": text_of(limit)}, role="controller")
+                "credit_limit": text_of(limit), "group_id": MEMBERS[customer_id]},
+                role="controller")
             assert r.status_code == 201, r.text
-            self.accounts[customer_id] = Account(limit)
+            self.accounts[customer_id] = Account(limit, group=MEMBERS[customer_id])
 
     # -- plumbing
 
@@ -289,7 +345,7 @@ class CreditGateMachine(RuleBasedStateMachine):
         if body is not None:
             kwargs["json"] = body
         r: httpx.Response = self.run(self.api.request(method, path, **kwargs))
-        route = "/".join("{id}" if part[:1] in ("O", "C", "D") else part
+        route = "/".join("{id}" if part[:1] in ("O", "C", "D", "G") else part
                          for part in path.split("/"))
         SEEN[f"{method} {route} -> {r.status_code}"] += 1
         if r.headers.get(REPLAYED):
@@ -311,30 +367,50 @@ class CreditGateMachine(RuleBasedStateMachine):
                       if o.customer_id == customer_id and o.status in RESERVING), ZERO)
         return self.accounts[customer_id].receivables, orders
 
+    def members(self, group_id: str) -> list[str]:
+        return [c for c, a in self.accounts.items() if a.group == group_id]
+
+    def group_view(self, customer_id: str) -> GroupView | None:
+        """The customer's group as of now, with its members' exposure summed."""
+        group_id = self.accounts[customer_id].group if customer_id in self.accounts else None
+        if group_id is None:
+            return None
+        exposure = sum((sum(self.exposure(c), ZERO) for c in self.members(group_id)), ZERO)
+        g = self.groups[group_id]
+        return GroupView(group_id, g.credit_limit, g.blocked, exposure)
+
     def expect(self, customer_id: str, amount: Decimal) -> Expected:
         if customer_id not in self.accounts:
             return Expected("prepay", ["UNKNOWN_CUSTOMER"], ZERO, ZERO, ZERO)
         acct = self.accounts[customer_id]
-        return evaluate(acct, self.policy, *self.exposure(customer_id), amount)
+        return evaluate(acct, self.policy, *self.exposure(customer_id), amount,
+                        group=self.group_view(customer_id))
 
     def auto_release(self, customer_id: str) -> None:
-        """Held orders oldest first; each one that now passes every rule is approved."""
-        acct = self.accounts[customer_id]
-        recv, orders = self.exposure(customer_id)
+        """Headroom freed for the customer: its held orders, or for a member of a group those
+        of every member (the headroom may be the group's)."""
+        group_id = self.accounts[customer_id].group
+        self.release_held(self.members(group_id) if group_id else [customer_id])
+
+    def release_held(self, customer_ids: list[str]) -> None:
+        """Held orders oldest first; each one that now passes every rule is approved, on top
+        of the ones before it (in its account and in the group)."""
         held = sorted((o for o in self.orders.values()
-                       if o.customer_id == customer_id and o.status == "held"),
+                       if o.customer_id in customer_ids and o.status == "held"),
                       key=lambda o: o.order_id)
         for o in held:
+            acct = self.accounts[o.customer_id]
+            recv, orders = self.exposure(o.customer_id)
+            group = self.group_view(o.customer_id)
             # What is already invoiced is in receivables; only the rest is to be reserved.
-            exp = evaluate(acct, self.policy, recv, orders, o.amount - o.invoiced)
+            exp = evaluate(acct, self.policy, recv, orders, o.amount - o.invoiced, group=group)
             if exp.outcome != "approve":
                 SEEN["auto_release skipped " + "/".join(exp.codes)] += 1
                 continue
-            SEEN["auto_release"] += 1
+            SEEN["auto_release" + (" in a group" if group else "")] += 1
             self.auto_released[o.order_id] = Expected(
-                "approve", ["AUTO_RELEASE"], recv, orders, exp.limit)
+                "approve", ["AUTO_RELEASE"], recv, orders, exp.limit, group)
             o.status, o.reserved = "approved", o.amount - o.invoiced
-            orders += o.reserved
             self.touched.add(o.order_id)
 
     def customer(self, data: st.DataObject) -> str:
@@ -392,8 +468,14 @@ class CreditGateMachine(RuleBasedStateMachine):
         if customer_id in self.accounts:
             recv, orders = self.exposure(customer_id)
             limit = self.accounts[customer_id].limit(today())
-            room = limit - recv - orders
-            band = (limit * (1 + self.policy.hold_band) - recv - orders).quantize(
+            bounds = [(limit, recv + orders)]
+            group = self.group_view(customer_id)
+            if group is not None:
+                bounds.append((group.limit, group.exposure))
+            # Aimed at the account's limit or at its group's, whichever the draw picks.
+            limit, exposure = data.draw(st.sampled_from(bounds), label="whose limit")
+            room = limit - exposure
+            band = (limit * (1 + self.policy.hold_band) - exposure).quantize(
                 CENT, rounding=ROUND_DOWN)
             lo = max(room + CENT, CENT)
             choices = {
@@ -573,7 +655,8 @@ class CreditGateMachine(RuleBasedStateMachine):
         assert r.status_code == 200 and before is not None, r.text
         got = r.json()
         [dec] = [d for d in got["decisions"] if d["kind"] == "manual_release"]
-        exp = Expected("approve", ["MANUAL_RELEASE"], before.recv, before.orders, before.limit)
+        exp = Expected("approve", ["MANUAL_RELEASE"], before.recv, before.orders, before.limit,
+                       before.group)
         # A held order can be invoiced in part (the ERP named it on an invoice): that money
         # is already in receivables, so the release reserves only the rest (DESIGN: exposure
         # never counts the same money twice).
@@ -615,10 +698,13 @@ class CreditGateMachine(RuleBasedStateMachine):
         assert r.status_code == 200, r.text
         assert REPLAYED not in r.headers
         recv, orders = self.exposure(o.customer_id)
+        group = self.group_view(o.customer_id)
+        # The order's own reservation counts once, in the account and in the group.
         others = evaluate(self.accounts[o.customer_id], self.policy, recv, orders - o.reserved,
-                          o.reserved, limit_rules=not o.released)
+                          o.reserved, limit_rules=not o.released,
+                          group=group.without(o.reserved) if group else None)
         # The decision reports the current exposure, this order included.
-        exp = Expected(others.outcome, others.codes, recv, orders, others.limit)
+        exp = Expected(others.outcome, others.codes, recv, orders, others.limit, group)
         dec = r.json()
         assert_decision(dec, exp, kind="dispatch_check", order_id=o.order_id,
                         customer_id=o.customer_id, amount=o.reserved, reserve=ZERO)
@@ -858,7 +944,7 @@ class CreditGateMachine(RuleBasedStateMachine):
         if data.draw(st.integers(0, 3), label="PUT") == 0:
             # Replace the whole account: what the body leaves out takes its default.
             body = {"name": f"Customer {customer_id}", "currency": "EUR",
-                    "credit_limit": text_of(limit),
+                    "credit_limit": text_of(limit), "group_id": acct.group,
                     **{k: v for k, v in body.items() if v is not None and k != "credit_limit"}}
             temp = temp if "temporary_limit" in body else None
             blocked = blocked if "blocked" in body else False
@@ -872,14 +958,107 @@ class CreditGateMachine(RuleBasedStateMachine):
         if changed:
             self.auto_release(customer_id)
 
+    # -- credit groups
+
+    def group_of(self, data: st.DataObject) -> str:
+        """Any group; often one whose members hold orders, so that headroom can release them."""
+        groups = (self.accounts[o.customer_id].group for o in self.orders.values()
+                  if o.status == "held" and o.customer_id in self.accounts)
+        holding = sorted({g for g in groups if g is not None})
+        if len(holding) > 0 and data.draw(st.booleans(), label="one with holds"):
+            return data.draw(st.sampled_from(holding), label="group_id")
+        return data.draw(st.sampled_from(GROUPS), label="group_id")
+
+    def headroom_for_group_hold(self, group_id: str) -> Decimal | None:
+        """What the group's limit must rise by for its members' oldest held order to fit."""
+        held = sorted(o.order_id for o in self.orders.values() if o.status == "held"
+                      and o.customer_id in self.members(group_id))
+        if not held:
+            return None
+        oldest = self.orders[held[0]]
+        view = self.group_view(oldest.customer_id)
+        assert view is not None
+        return view.exposure + oldest.amount - oldest.invoiced - view.limit
+
+    @rule(data=st.data(), blocked=st.sampled_from([False, False, False, True]))
+    def change_group(self, data: st.DataObject, blocked: bool, group_id: str | None = None
+                     ) -> None:
+        group_id = group_id or self.group_of(data)
+        g = self.groups[group_id]
+        limit = data.draw(st.one_of(st.sampled_from([0, 50, 100, 150, 300]).map(Decimal),
+                                    money(1, 400)), label="group limit")
+        need = self.headroom_for_group_hold(group_id)
+        if need is not None and data.draw(st.booleans(), label="aim at a hold"):
+            # exactly enough (or a cent short) for the members' oldest held order to fit
+            limit = max(ZERO, g.credit_limit + need - data.draw(
+                st.sampled_from([ZERO, CENT]), label="short"))
+        body: dict[str, Any] = {"name": f"Group {group_id}", "currency": "EUR",
+                                "credit_limit": text_of(limit), "blocked": blocked}
+        if blocked:
+            body["block_reason"] = "dispute"
+        r = self.call("PUT", f"/v1/groups/{group_id}", body, role="controller")
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert (D(got["credit_limit"]), got["blocked"], got["member_count"]) == (
+            limit, blocked, len(self.members(group_id))), got
+        frees = limit > g.credit_limit or (g.blocked and not blocked)
+        g.credit_limit, g.blocked = limit, blocked
+        if frees:
+            self.release_held(self.members(group_id))
+
+    @rule(data=st.data(), to=st.sampled_from([*GROUPS, None]),
+          how=st.sampled_from(["PATCH", "PATCH", "PATCH", "PUT", "unknown"]))
+    def move(self, data: st.DataObject, to: str | None, how: str,
+             customer_id: str | None = None) -> None:
+        """Join a group, move to the other or leave: the exposure goes along."""
+        customer_id = customer_id or self.customer(data)
+        acct = self.accounts[customer_id]
+        path = f"/v1/customers/{customer_id}"
+        if how == "unknown":
+            before = self.fingerprint()
+            r = self.call("PATCH", path, {"group_id": "NO-SUCH-GROUP"}, role="controller")
+            self.assert_problem(r, 422, "unknown_group")
+            assert self.fingerprint() == before, "a refused move changed something"
+            return
+        if how == "PUT":
+            body: dict[str, Any] = {"name": f"Customer {customer_id}", "currency": "EUR",
+                                    "credit_limit": text_of(acct.credit_limit),
+                                    "blocked": acct.blocked, "group_id": to}
+            if acct.temp is not None:
+                body["temporary_limit"] = {"amount": text_of(acct.temp[0]),
+                                           "expires_on": acct.temp[1].isoformat()}
+            r = self.call("PUT", path, body, role="controller")
+        else:
+            r = self.call("PATCH", path, {"group_id": to}, role="controller")
+        assert r.status_code == 200, r.text
+        assert r.json()["group_id"] == to, r.text
+        old, acct.group = acct.group, to
+        if old != to:
+            SEEN[f"move {old} -> {to}"] += 1
+            self.auto_release(customer_id)
+            if old is not None:  # the members that stay have the headroom it leaves
+                self.release_held(self.members(old))
+
     @precondition(lambda self: any(o.status == "held" for o in self.orders.values()))
     @rule(data=st.data(), how=st.sampled_from(["pay", "pay", "raise limit", "raise limit",
-                                              "cancel", "decrease", "unblock", "snapshot"]))
+                                              "cancel", "decrease", "unblock", "snapshot",
+                                              "raise group limit", "leave group"]))
     def free_headroom(self, data: st.DataObject, how: str) -> None:
         """Free headroom for a customer with held orders (auto-release), often to the cent."""
         holding = sorted({o.customer_id for o in self.orders.values() if o.status == "held"})
         customer_id = data.draw(st.sampled_from(holding), label="customer_id")
-        if how == "pay":
+        group_id = self.accounts[customer_id].group if customer_id in self.accounts else None
+        if how in ("raise group limit", "leave group") and group_id is None:
+            how = "raise limit"
+        if how == "raise group limit":
+            assert group_id is not None
+            self.change_group(data, False, group_id)
+        elif how == "leave group":
+            # a sister company leaves (or the customer itself, when it is alone)
+            sisters = [c for c in self.members(group_id or "") if c != customer_id]
+            self.move(data, None, "PATCH", data.draw(st.sampled_from(sisters or [customer_id]),
+                                                     label="leaving"))
+        elif how == "pay":
             aim = data.draw(st.sampled_from(["frees a hold", "just short"]), label="aim")
             self.payment(data, "oldest", aim, customer_id)
         elif how == "raise limit":
@@ -899,6 +1078,11 @@ class CreditGateMachine(RuleBasedStateMachine):
         async with self.db.autocommit() as conn:
             drift = await find_drift(conn)
             over = (await conn.execute(OVER_LIMIT_APPROVALS)).all()
+        groups = {}
+        for group_id in GROUPS:
+            r = await self.api.get(f"/v1/groups/{group_id}/exposure", role="order-entry")
+            assert r.status_code == 200, r.text
+            groups[group_id] = r.json()
         exposures = {}
         for customer_id in CUSTOMERS:
             r = await self.api.get(f"/v1/customers/{customer_id}/exposure", role="order-entry")
@@ -912,14 +1096,14 @@ class CreditGateMachine(RuleBasedStateMachine):
             r = await self.api.get(f"/v1/orders/{order_id}", role="warehouse")
             assert r.status_code == 200, r.text
             orders[order_id] = r.json()
-        return drift, over, exposures, orders, holds
+        return drift, over, exposures, orders, holds, groups
 
     @invariant()
     def agrees_with_the_model(self) -> None:
         ids = sorted({o.order_id for o in self.orders.values() if o.status in LIVE}
                      | self.touched)
         self.touched = set()
-        drift, over, exposures, orders, holds = self.run(self.observe(ids))
+        drift, over, exposures, orders, holds, groups = self.run(self.observe(ids))
         assert drift == [], f"maintained aggregates drifted: {drift}"
         assert over == [], f"automatic approvals beyond the limit: {over}"
         held_ids = sorted(o.order_id for o in self.orders.values() if o.status == "held")
@@ -960,6 +1144,26 @@ class CreditGateMachine(RuleBasedStateMachine):
             assert D(ex["open_orders"]) == sum(
                 (D(g["reserved"]) for g in api_orders if g["status"] in RESERVING), ZERO), ex
             assert ex["held_count"] == sum(g["status"] == "held" for g in api_orders), ex
+        for group_id, gx in groups.items():
+            self.assert_group(group_id, gx, exposures)
+
+    def assert_group(self, group_id: str, gx: dict[str, Any],
+                     exposures: dict[str, dict[str, Any]]) -> None:
+        """A group's exposure is its members' summed, as the members' own endpoint shows
+        them, and its members and limit are the model's. (Its stored figures and member_count
+        against its members' rows: find_drift above.)"""
+        members = self.members(group_id)
+        assert [m["customer_id"] for m in gx["members"]] == members, (group_id, gx)
+        names = ("open_receivables", "open_orders", "exposure")
+        for m in gx["members"]:
+            ex = exposures[m["customer_id"]]
+            assert [m[k] for k in names] == [ex[k] for k in names], (m, ex)
+        for k in names:
+            assert D(gx[k]) == sum((D(exposures[c][k]) for c in members), ZERO), (k, gx)
+        limit = self.groups[group_id].credit_limit
+        want = sum((sum(self.exposure(c), ZERO) for c in members), ZERO)
+        seen = (D(gx["effective_limit"]), D(gx["exposure"]), D(gx["available"]))
+        assert seen == (limit, want, limit - want), f"{group_id}: model {limit} {want}, {gx}"
 
 
 # About a minute when nothing fails (shrinking a failure can take minutes more).

@@ -30,7 +30,7 @@ from app.assessment.scorecard import (
     validate,
 )
 from app.auth.roles import Caller
-from app.credit_file.entries import event_entry
+from app.credit_file.entries import event_entry, recorded
 from app.credit_file.repository import add_entries
 from app.customers import repository as accounts
 from app.customers.models import Account
@@ -47,6 +47,7 @@ from app.money import format_amount
 from app.monitoring.alerts import Kind, grade_downgrade
 from app.monitoring.service import evaluate, raise_alert
 from app.receivables.behaviour_service import behaviour_of
+from app.securities.repository import counted
 
 log = logging.getLogger("creditgate.assessment")
 
@@ -263,12 +264,6 @@ async def get_assessment(db: Database, customer_id: str, assessment_id: str) -> 
     return render(row)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format_amount(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 async def apply(db: Database, customer_id: str, assessment_id: str, body: ApplyIn,
@@ -303,9 +298,9 @@ async def apply(db: Database, customer_id: str, assessment_id: str, body: ApplyI
         terms_days, review_due_on = terms_for(card, risk_class, row["as_of"])
         new = {"credit_limit": limit, "risk_class": risk_class,
                "payment_terms_days": terms_days, "review_due_on": review_due_on}
-        changes = {k: {"old": _jsonable(getattr(account, k)), "new": _jsonable(v)}
+        changes = {k: {"old": recorded(getattr(account, k)), "new": recorded(v)}
                    for k, v in new.items()}
-        overrides = {k: _jsonable(getattr(body, k)) for k in ("credit_limit", "risk_class")
+        overrides = {k: recorded(getattr(body, k)) for k in ("credit_limit", "risk_class")
                      if getattr(body, k) is not None}
         await accounts.update_terms(conn, customer_id, new, now)
         superseded = await repo.supersede_applied(conn, customer_id, now)
@@ -325,8 +320,9 @@ async def apply(db: Database, customer_id: str, assessment_id: str, body: ApplyI
         await evaluate(conn, customer_id, today=today, now=now)
         after = await accounts.get_account(conn, customer_id)
         assert after is not None
-        account_out = render_account(after, today)
-        terms = {**{k: _jsonable(v) for k, v in new.items()}, "overrides": overrides,
+        account_out = render_account(after, today,
+                                     await counted(conn, customer_id, today))
+        terms = {**{k: recorded(v) for k, v in new.items()}, "overrides": overrides,
                  "reason": body.reason}
         await repo.mark_applied(conn, assessment_id, {
             "applied_at": now, "applied_by": caller.name, "apply_request": request,

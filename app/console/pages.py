@@ -46,6 +46,7 @@ from app.observe import count
 from app.orders import service as orders
 from app.orders.schemas import ReasonIn
 from app.receivables.behaviour_service import behaviour_of
+from app.securities import service as securities
 
 ENTRY_ID = re.compile(r"^[0-9A-Z]{26}$")
 HOLD_REASONS = [c.value for c in ReasonCode
@@ -246,6 +247,8 @@ async def customer(request: Request, customer_id: str, cursor: str | None = None
     async with db.autocommit() as conn:
         buckets, not_due = await queries.aging(conn, customer_id, today)
         behaviour = await behaviour_of(conn, customer_id, today)
+        group = None if account.group_id is None else await queries.group(conn, account.group_id)
+    held_securities = await securities.list_securities(db, customer_id)
     alerts = [a for a in await monitoring.list_alerts(
         db, customer_id=customer_id, kind=None, status=None, after=None, limit=50)
         if a["status"] != "resolved"]
@@ -260,4 +263,5 @@ async def customer(request: Request, customer_id: str, cursor: str | None = None
                   account=account, exposure=exposure, bar=bar, utilisation=utilisation,
                   aging=charts.aging_chart(buckets, account.currency), buckets=buckets,
                   not_due=not_due, behaviour=behaviour, alerts=alerts, file=file,
-                  assessments=assessments, cursor=cursor)
+                  assessments=assessments, cursor=cursor, group=group,
+                  securities=held_securities)

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.credit_file.tables import credit_file
 from app.customers.tables import accounts
+from app.groups.tables import credit_groups
 from app.money import ZERO
 from app.orders.models import Status
 from app.orders.tables import orders
 from app.receivables.tables import open_items
+from app.securities.repository import secured_sum
 
 DASH = "\u2013"
 AGING = (f"0{DASH}30", f"31{DASH}60", f"61{DASH}90", "90+")
@@ -24,9 +26,10 @@ HOLDS_SHOWN = 200
 
 
 def effective_limit(today: dt.date) -> Any:
-    """SQL for Account.effective_limit: the limit plus a temporary limit up to its last day."""
+    """SQL for the effective limit: the limit, a temporary limit up to its last day, and the
+    securities valid today (for ranking: app/securities/repository.secured_sum)."""
     a = accounts.c
-    return a.credit_limit + case(
+    return a.credit_limit + secured_sum(a.customer_id, a.currency, today) + case(
         (and_(a.temp_limit_amount.is_not(None), a.temp_limit_expires_on >= today),
          a.temp_limit_amount), else_=literal(ZERO))
 
@@ -166,3 +169,33 @@ async def aging(conn: AsyncConnection, customer_id: str, today: dt.date
     ).where(i.customer_id == customer_id, i.open_amount > 0))).one()
     buckets = [(name, Decimal(row[n])) for n, name in enumerate(AGING)]
     return buckets, Decimal(row[4])
+
+
+@dataclass
+class Group:
+    """A credit group as the customer page shows it (groups have no temporary limits or
+    securities: the effective limit is the credit limit)."""
+
+    group_id: str
+    name: str
+    currency: str
+    credit_limit: Decimal
+    blocked: bool
+    open_receivables: Decimal
+    open_orders: Decimal
+
+    @property
+    def exposure(self) -> Decimal:
+        return self.open_receivables + self.open_orders
+
+    @property
+    def available(self) -> Decimal:
+        return self.credit_limit - self.exposure
+
+
+async def group(conn: AsyncConnection, group_id: str) -> Group | None:
+    g = credit_groups.c
+    row = (await conn.execute(select(g.group_id, g.name, g.currency, g.credit_limit, g.blocked,
+                                     g.open_receivables, g.open_orders)
+                              .where(g.group_id == group_id))).first()
+    return None if row is None else Group(*row)

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.credit.policy import Overdue, PolicyParams
+from app.credit.policy import Exposure, GroupTerms, Overdue, PolicyParams, Security
 from app.customers.models import Account
 
 if TYPE_CHECKING:
@@ -18,7 +18,17 @@ def state_to_doc(state: CreditState) -> dict[str, Any]:
     return {"account": {k: _plain(v) for k, v in state.account.__dict__.items()},
             "policy": {k: _plain(v) for k, v in state.policy.__dict__.items()},
             "overdue": {"days": state.overdue.oldest_days, "amount": str(state.overdue.amount)},
-            "policy_version": state.policy_version}
+            "policy_version": state.policy_version,
+            "group": None if state.group is None else _group_doc(state.group),
+            "securities": [[str(s.amount), s.valid_from.isoformat(), s.valid_until.isoformat()]
+                           for s in state.securities]}
+
+
+def _group_doc(group: GroupTerms) -> dict[str, Any]:
+    doc = {k: _plain(v) for k, v in group.__dict__.items() if k != "exposure"}
+    doc["open_receivables"] = str(group.exposure.open_receivables)
+    doc["open_orders"] = str(group.exposure.open_orders)
+    return doc
 
 
 def state_from_doc(doc: dict[str, Any]) -> CreditState:
@@ -27,7 +37,18 @@ def state_from_doc(doc: dict[str, Any]) -> CreditState:
     account = Account(**_revive(doc["account"], _ACCOUNT_TYPES))
     policy = PolicyParams(**_revive(doc["policy"], _POLICY_TYPES))
     overdue = Overdue(doc["overdue"]["days"], Decimal(doc["overdue"]["amount"]))
-    return CreditState(account, policy, overdue, doc.get("policy_version", 0))
+    group = doc.get("group")
+    securities = tuple(Security(Decimal(amount), dt.date.fromisoformat(start),
+                                dt.date.fromisoformat(end))
+                       for amount, start, end in doc.get("securities", ()))
+    return CreditState(account, policy, overdue, doc.get("policy_version", 0),
+                       None if group is None else _group_from(group), securities)
+
+
+def _group_from(doc: dict[str, Any]) -> GroupTerms:
+    exposure = Exposure(Decimal(doc["open_receivables"]), Decimal(doc["open_orders"]))
+    return GroupTerms(doc["group_id"], doc["currency"], Decimal(doc["credit_limit"]),
+                      doc["blocked"], doc["block_reason"], exposure, doc["version"])
 
 
 def _plain(value: Any) -> Any:

@@ -8,25 +8,29 @@ outcome means for the order and the aggregates. Services load, call these, and p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from app.credit.codec import state_to_doc
 from app.credit.policy import (
+    AccountTerms,
     Decision,
     Exposure,
+    GroupTerms,
     Outcome,
     Overdue,
     PolicyParams,
     ReasonCode,
+    Security,
     evaluate,
     release_decision,
     unknown_customer,
 )
-from app.credit_file.entries import Event, decision_entry
+from app.credit_file.entries import Event, decision_entry, decision_group
 from app.customers.models import Account
+from app.fx.convert import convert
 from app.money import ZERO
 from app.monitoring.alerts import Facts, Kind, conditions, order_spike
 
@@ -42,13 +46,25 @@ class CreditState:
     policy: PolicyParams
     overdue: Overdue
     policy_version: int = 0  # 0: no stored policy row, the shipped defaults apply
+    group: GroupTerms | None = None  # the credit group the account belongs to
+    securities: tuple[Security, ...] = ()  # converted at the read's day's rates
+
+    @property
+    def terms(self) -> AccountTerms:
+        return replace(self.account.terms, securities=self.securities)
+
+    def effective_limit(self, today: dt.date) -> Decimal:
+        return self.terms.effective_limit(today)
 
     def evaluate(self, amount: Decimal, today: dt.date, *, exposure: Exposure | None = None,
-                 order_total: Decimal | None = None, limit_rules: bool = True) -> Decision:
-        """The policy decision for `amount` on top of the account's (or the given) exposure."""
-        return evaluate(self.account.terms, self.policy, exposure or self.account.exposure,
+                 order_total: Decimal | None = None, limit_rules: bool = True,
+                 group: GroupTerms | None = None) -> Decision:
+        """The policy decision for `amount` on top of the account's (or the given) exposure
+        and the group's (or the given group's)."""
+        return evaluate(self.terms, self.policy, exposure or self.account.exposure,
                         self.overdue, amount, today, payment_index=self.account.payment_index,
-                        order_total=order_total, limit_rules=limit_rules)
+                        order_total=order_total, limit_rules=limit_rules,
+                        group=group or self.group)
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,7 @@ def check_alerts(state: CreditState, watch: Watch, decision: Decision, amount: D
     if decision.approved and Kind.UTILISATION_HIGH not in watch.open_alerts:
         a = state.account
         facts = Facts(
-            exposure=a.exposure.total + amount, effective_limit=a.effective_limit(today),
+            exposure=a.exposure.total + amount, effective_limit=state.effective_limit(today),
             alert_utilisation=state.policy.alert_utilisation,
             alert_payment_index=state.policy.alert_payment_index,
             max_days_past_due=state.policy.max_days_past_due, oldest_overdue_days=None,
@@ -133,6 +149,12 @@ class Guard:
     # exposure + order stays `below` the threshold, or the open alert it saw is still open.
     below: Decimal | None = None
     alert_open: bool = False
+    # A member's group: its terms version, and like the account's, the largest group
+    # exposure + order an approval allows, or the exact group figures anything else saw.
+    group_id: str | None = None
+    group_version: int = 0
+    group_within: Decimal | None = None
+    group_exposure: Exposure | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,9 @@ class CheckPlan:
     entry_id: str
     decision: Decision
     exposure: Exposure  # as read; the write reports the exposure it actually landed on
+    converted_amount: Decimal  # the amount in the account's currency
+    fx_rate: Decimal | None  # None: the order is in the account's currency
+    group: GroupTerms | None  # as read, like `exposure`
     expires_at: dt.datetime | None
     known: bool  # an account exists
     guard: Guard | None  # None: written under the account's row lock (or no account)
@@ -162,56 +187,75 @@ class CheckPlan:
 
     @property
     def reserve(self) -> Decimal:
-        return self.amount if self.decision.approved else ZERO
+        return self.converted_amount if self.decision.approved else ZERO
 
     @property
     def held(self) -> Decimal:
-        return self.amount if self.decision.outcome is Outcome.HOLD else ZERO
+        return self.converted_amount if self.decision.outcome is Outcome.HOLD else ZERO
 
     @property
     def effective_limit(self) -> Decimal:
         return self.decision.effective_limit or ZERO
 
-    def entry(self, exposure: Exposure | None = None) -> dict[str, Any]:
-        """The credit-file row of the decision, on the exposure it landed on."""
+    def entry(self, exposure: Exposure | None = None, group: Exposure | None = None
+              ) -> dict[str, Any]:
+        """The credit-file row of the decision, on the exposure (and the group exposure) it
+        landed on."""
+        terms = self.group
+        if terms is not None and group is not None:
+            terms = replace(terms, exposure=group)
         return decision_entry(
             entry_id=self.entry_id, at=self.at, event=Event.CREDIT_CHECK, actor=self.actor,
             customer_id=self.customer_id, order_id=self.order_id, decision=self.decision,
             amount=self.amount, currency=self.currency, exposure=exposure or self.exposure,
             reserved=self.reserve, expires_at=self.expires_at,
-            payment_index=self.payment_index, inputs=self.inputs)
+            payment_index=self.payment_index, inputs=self.inputs,
+            converted_amount=self.converted_amount, fx_rate=self.fx_rate,
+            group=decision_group(terms, self.reserve))
 
 
 def plan_check(state: CreditState | None, *, customer_id: str, order_id: str, amount: Decimal,
                currency: str, channel: str | None, actor: str, at: dt.datetime,
                today: dt.date, ttl_days: int, entry_id: str, guarded: bool,
-               watch: Watch | None = None) -> CheckPlan:
-    """Decide a new order on `state` (None: the customer has no account)."""
+               watch: Watch | None = None, fx_rate: Decimal | None = None) -> CheckPlan:
+    """Decide a new order on `state` (None: the customer has no account); an order in
+    another currency than the account's is decided on its amount converted at `fx_rate`."""
+    converted = amount if fx_rate is None else convert(amount, fx_rate)
     if state is None:
         decision, exposure = unknown_customer(), Exposure(ZERO, ZERO)
     else:
-        decision, exposure = state.evaluate(amount, today), state.account.exposure
+        decision, exposure = state.evaluate(converted, today), state.account.exposure
     watch = watch or Watch()
-    alerts = {} if state is None else check_alerts(state, watch, decision, amount, today)
+    alerts = {} if state is None else check_alerts(state, watch, decision, converted, today)
     guard = None
     if guarded and state is not None:
-        account = state.account
-        alert_open = Kind.UTILISATION_HIGH in watch.open_alerts
-        below = None
-        if decision.approved and not alert_open:
-            below = state.policy.alert_utilisation * account.effective_limit(today)
-        guard = Guard(account.terms_version, account.ledger_version, state.policy_version,
-                      within=decision.effective_limit if decision.approved else None,
-                      open_orders=None if decision.approved else account.open_orders,
-                      below=below, alert_open=alert_open)
+        guard = _guard(state, decision, watch, today)
     return CheckPlan(
         customer_id=customer_id, order_id=order_id, amount=amount, currency=currency,
         channel=channel, actor=actor, at=at, entry_id=entry_id, decision=decision,
-        exposure=exposure,
+        exposure=exposure, converted_amount=converted, fx_rate=fx_rate,
+        group=None if state is None else state.group,
         expires_at=reservation_expiry(at, ttl_days) if decision.approved else None,
         known=state is not None, guard=guard,
         payment_index=None if state is None else state.account.payment_index,
         inputs=None if state is None else decision_inputs(state, today), alerts=alerts)
+
+
+def _guard(state: CreditState, decision: Decision, watch: Watch, today: dt.date) -> Guard:
+    account, group = state.account, state.group
+    approved = decision.approved
+    alert_open = Kind.UTILISATION_HIGH in watch.open_alerts
+    below = None
+    if approved and not alert_open:
+        below = state.policy.alert_utilisation * state.effective_limit(today)
+    return Guard(account.terms_version, account.ledger_version, state.policy_version,
+                 within=decision.effective_limit if approved else None,
+                 open_orders=None if approved else account.open_orders,
+                 below=below, alert_open=alert_open,
+                 group_id=None if group is None else group.group_id,
+                 group_version=0 if group is None else group.version,
+                 group_within=group.credit_limit if group is not None and approved else None,
+                 group_exposure=group.exposure if group is not None and not approved else None)
 
 
 # -- the rest of an order's life ----------------------------------------------------------------
@@ -227,8 +271,9 @@ def dispatch_decision(state: CreditState, reserved: Decimal, order_amount: Decim
     """Every rule again, the order's reservation counted once; a controller's release
     accepted the exposure, so its limit rules are skipped."""
     others = without_own_reservation(state.account.exposure, reserved)
+    group = None if state.group is None else state.group.without(reserved)
     return state.evaluate(reserved, today, exposure=others, order_total=order_amount,
-                          limit_rules=not released)
+                          limit_rules=not released, group=group)
 
 
 @dataclass(frozen=True)
@@ -262,10 +307,11 @@ def amendment(amount: Decimal, new_amount: Decimal, reserved: Decimal, invoiced:
 @dataclass(frozen=True)
 class HeldOrder:
     order_id: str
-    amount: Decimal
+    amount: Decimal  # in the account's currency
     invoiced: Decimal
     currency: str
     channel: str | None
+    customer_id: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -278,25 +324,44 @@ class Release:
     order: HeldOrder
     decision: Decision
     exposure: Exposure  # before this release
+    group: GroupTerms | None = None  # before this release
 
 
 def auto_release_plan(state: CreditState, held: Iterable[HeldOrder], today: dt.date
                       ) -> list[Release]:
     """Held orders, oldest first, that now pass every rule, each on top of the ones before."""
-    exposure = state.account.exposure
+    customer_id = state.account.customer_id
+    return group_release_plan({customer_id: state}, [replace(o, customer_id=customer_id)
+                                                     for o in held], today)
+
+
+def group_release_plan(states: Mapping[str, CreditState], held: Iterable[HeldOrder],
+                       today: dt.date) -> list[Release]:
+    """Held orders of the given customers (the members of one group, or one customer), oldest
+    first, that now pass every rule, each on top of the ones before: in its own account and
+    in the group they share."""
+    exposures = {customer_id: s.account.exposure for customer_id, s in states.items()}
+    group = next((s.group for s in states.values() if s.group is not None), None)
     releases = []
     for order in held:
-        if not state.evaluate(order.remaining, today, exposure=exposure).approved:
+        state, exposure = states[order.customer_id], exposures[order.customer_id]
+        amount = order.remaining
+        if not state.evaluate(amount, today, exposure=exposure, group=group).approved:
             continue
-        decision = release_decision(ReasonCode.AUTO_RELEASE,
-                                    state.account.effective_limit(today),
+        decision = release_decision(ReasonCode.AUTO_RELEASE, state.effective_limit(today),
                                     "headroom was freed and the order now passes every rule")
-        releases.append(Release(order, decision, exposure))
-        exposure = Exposure(exposure.open_receivables, exposure.open_orders + order.remaining)
+        releases.append(Release(order, decision, exposure, group))
+        exposures[order.customer_id] = _plus(exposure, amount)
+        if group is not None:
+            group = replace(group, exposure=_plus(group.exposure, amount))
     return releases
+
+
+def _plus(exposure: Exposure, orders: Decimal) -> Exposure:
+    return Exposure(exposure.open_receivables, exposure.open_orders + orders)
 
 
 def manual_release(state: CreditState, actor: str, reason: str, today: dt.date) -> Decision:
     """A controller's approval of a held order, whatever the limit says."""
-    return release_decision(ReasonCode.MANUAL_RELEASE, state.account.effective_limit(today),
+    return release_decision(ReasonCode.MANUAL_RELEASE, state.effective_limit(today),
                             f"released by {actor}: {reason}")

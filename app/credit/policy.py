@@ -7,7 +7,7 @@ so every rule and boundary is testable in microseconds.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -35,6 +35,9 @@ class ReasonCode(StrEnum):
     ORDER_ABOVE_MAXIMUM = "ORDER_ABOVE_MAXIMUM"
     SLOW_PAYER = "SLOW_PAYER"
     REVIEW_OVERDUE = "REVIEW_OVERDUE"
+    GROUP_BLOCKED = "GROUP_BLOCKED"
+    GROUP_OVER_LIMIT_BEYOND_TOLERANCE = "GROUP_OVER_LIMIT_BEYOND_TOLERANCE"
+    GROUP_OVER_LIMIT = "GROUP_OVER_LIMIT"
     WITHIN_LIMIT = "WITHIN_LIMIT"
     MANUAL_RELEASE = "MANUAL_RELEASE"
     AUTO_RELEASE = "AUTO_RELEASE"
@@ -70,6 +73,19 @@ class TemporaryLimit:
 
 
 @dataclass(frozen=True)
+class Security:
+    """A security (insurance, guarantee, letter of credit, collateral) as it counts in the
+    account's currency: it adds to the effective limit from valid_from to valid_until."""
+
+    amount: Decimal
+    valid_from: dt.date
+    valid_until: dt.date
+
+    def valid(self, today: dt.date) -> bool:
+        return self.valid_from <= today <= self.valid_until
+
+
+@dataclass(frozen=True)
 class AccountTerms:
     """What a decision needs to know about the credit account."""
 
@@ -81,13 +97,20 @@ class AccountTerms:
     temporary_limit: TemporaryLimit | None = None
     max_order_amount: Decimal | None = None
     review_due_on: dt.date | None = None
+    securities: tuple[Security, ...] = ()
+
+    def secured(self, today: dt.date) -> Decimal:
+        """What the securities valid today add to the limit."""
+        return sum((s.amount for s in self.securities if s.valid(today)), ZERO)
 
     def effective_limit(self, today: dt.date) -> Decimal:
-        """Credit limit plus a temporary limit that has not expired (inclusive of its last day)."""
+        """Credit limit, plus a temporary limit that has not expired (inclusive of its last
+        day), plus the securities valid today."""
+        limit = self.credit_limit + self.secured(today)
         extra = self.temporary_limit
         if extra is not None and today <= extra.expires_on:
-            return self.credit_limit + extra.amount
-        return self.credit_limit
+            return limit + extra.amount
+        return limit
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,24 @@ class Exposure:
     def available(self, limit: Decimal, adding: Decimal = ZERO) -> Decimal:
         """What is left of `limit` once this exposure, and what `adding` reserves, count."""
         return limit - self.total - adding
+
+
+@dataclass(frozen=True)
+class GroupTerms:
+    """The credit group an account belongs to: its limit binds the members together."""
+
+    group_id: str
+    currency: str
+    credit_limit: Decimal
+    blocked: bool
+    block_reason: str | None
+    exposure: Exposure
+    version: int = 0
+
+    def without(self, reserved: Decimal) -> GroupTerms:
+        """The group as it would be without `reserved` of open orders (to count one once)."""
+        exposure = Exposure(self.exposure.open_receivables, self.exposure.open_orders - reserved)
+        return replace(self, exposure=exposure)
 
 
 @dataclass(frozen=True)
@@ -141,6 +182,9 @@ REASON_OUTCOME = {
     ReasonCode.ORDER_ABOVE_MAXIMUM: Outcome.HOLD,
     ReasonCode.SLOW_PAYER: Outcome.HOLD,
     ReasonCode.REVIEW_OVERDUE: Outcome.HOLD,
+    ReasonCode.GROUP_BLOCKED: Outcome.PREPAY,
+    ReasonCode.GROUP_OVER_LIMIT_BEYOND_TOLERANCE: Outcome.PREPAY,
+    ReasonCode.GROUP_OVER_LIMIT: Outcome.HOLD,
     ReasonCode.WITHIN_LIMIT: Outcome.APPROVE,
     ReasonCode.MANUAL_RELEASE: Outcome.APPROVE,
     ReasonCode.AUTO_RELEASE: Outcome.APPROVE,
@@ -180,6 +224,7 @@ def evaluate(
     payment_index: int | None = None,
     order_total: Decimal | None = None,
     limit_rules: bool = True,
+    group: GroupTerms | None = None,
 ) -> Decision:
     """Apply every rule to an order of `amount` on top of `exposure`; the worst outcome wins.
 
@@ -199,6 +244,8 @@ def evaluate(
         reasons.append(Reason(ReasonCode.NO_CREDIT_LIMIT, "the effective credit limit is 0"))
     if limit_rules:
         reasons.extend(_limit_reasons(limit, policy.hold_band, exposure, amount, cur))
+    if group is not None:
+        reasons.extend(_group_reasons(group, policy.hold_band, amount, limit_rules))
     reasons.extend(_overdue_reasons(policy, overdue, cur))
     total = amount if order_total is None else order_total
     if terms.max_order_amount is not None and total > terms.max_order_amount:
@@ -223,20 +270,38 @@ def evaluate(
 
 
 def _limit_reasons(limit: Decimal, band: Decimal, exposure: Exposure, amount: Decimal,
-                   cur: str) -> list[Reason]:
+                   cur: str, *, whose: str = "", group: bool = False) -> list[Reason]:
     projected = exposure.total + amount
     if projected <= limit:
         return []
-    headline = (f"exposure {_money(exposure.total, cur)} + order {_money(amount, cur)}"
+    headline = (f"{whose}exposure {_money(exposure.total, cur)} + order {_money(amount, cur)}"
                 f" = {_money(projected, cur)}")
     tolerance = limit * (1 + band)
+    what = "group limit" if group else "effective limit"
     if projected > tolerance:
-        return [Reason(ReasonCode.OVER_LIMIT_BEYOND_TOLERANCE,
-                       f"{headline} exceeds the effective limit {_money(limit, cur)} plus the "
-                       f"{_percent(band)} hold band ({_money(tolerance, cur)})")]
-    return [Reason(ReasonCode.OVER_LIMIT,
-                   f"{headline} exceeds the effective limit {_money(limit, cur)} by "
-                   f"{_money(projected - limit, cur)}")]
+        code = (ReasonCode.GROUP_OVER_LIMIT_BEYOND_TOLERANCE if group
+                else ReasonCode.OVER_LIMIT_BEYOND_TOLERANCE)
+        return [Reason(code, f"{headline} exceeds the {what} {_money(limit, cur)} plus the "
+                             f"{_percent(band)} hold band ({_money(tolerance, cur)})")]
+    code = ReasonCode.GROUP_OVER_LIMIT if group else ReasonCode.OVER_LIMIT
+    return [Reason(code, f"{headline} exceeds the {what} {_money(limit, cur)} by "
+                         f"{_money(projected - limit, cur)}")]
+
+
+def _group_reasons(group: GroupTerms, band: Decimal, amount: Decimal, limit_rules: bool
+                   ) -> list[Reason]:
+    """The group's rules, right after the account's limit rules: blocked, then its limit
+    with the member's hold band (the limit rules are skipped for a released order)."""
+    reasons = []
+    if group.blocked:
+        why = f": {group.block_reason}" if group.block_reason else ""
+        reasons.append(Reason(ReasonCode.GROUP_BLOCKED,
+                              f"the credit group {group.group_id} is blocked{why}"))
+    if limit_rules:
+        reasons.extend(_limit_reasons(group.credit_limit, band, group.exposure, amount,
+                                      group.currency, whose=f"group {group.group_id} ",
+                                      group=True))
+    return reasons
 
 
 def _overdue_reasons(policy: PolicyParams, overdue: Overdue, cur: str) -> list[Reason]:

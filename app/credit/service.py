@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from asyncpg import UniqueViolationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.auth.roles import Caller
 from app.cache import Cache
 from app.credit import sql
 from app.credit.plans import CheckPlan, ExistingOrder, plan_check
-from app.credit.policy import Exposure
 from app.credit.reads import read_state
 from app.credit.schemas import CreditCheckIn, DecisionOut, render_decision
 from app.credit_file.repository import get_entry
-from app.db.engine import Database, touch
-from app.errors import Conflict, Unprocessable, is_database_unavailable
+from app.db.engine import Database, DriverSQL, touch
+from app.errors import Conflict, is_database_unavailable, is_deadlock
 from app.events.outbox import count_emitted
+from app.fx.convert import missing_rate
 from app.ids import new_id
 from app.metrics import Decided
 from app.monitoring.service import raise_alert
@@ -67,8 +65,16 @@ async def _dry_run(db: Database, cache: Cache | None, req: CreditCheckIn, caller
 
 
 async def _reserve(db: Database, req: CreditCheckIn, caller: Caller) -> CheckResult:
-    result = (await _attempt(db, req, caller, locked=False)
-              or await _attempt(db, req, caller, locked=True))
+    result = await _attempt(db, req, caller, locked=False)
+    if result is None:
+        try:
+            result = await _attempt(db, req, caller, locked=True)
+        except Exception as exc:
+            if not is_deadlock(exc):
+                raise
+            # Only a move between groups racing a check of that member can deadlock
+            # (app/customers/locking.py); the database rolled this one back, so again.
+            result = await _attempt(db, req, caller, locked=True)
     assert result is not None, "a write under the row lock has no guard to fail"
     return result
 
@@ -80,13 +86,13 @@ async def _attempt(db: Database, req: CreditCheckIn, caller: Caller, *, locked: 
     today = clock.today()
     existing: ExistingOrder | None = None
     plan: CheckPlan | None = None
-    landed: Exposure | None = None
+    landed: sql.Landed | None = None
     try:
         if locked:
             async with db.begin() as conn:
-                statements = _Statements(conn)
+                statements = DriverSQL(conn)
                 read = await sql.read(statements, req.customer_id, req.order_id, today,
-                                      lock=True)
+                                      req.currency, lock=True)
                 existing = read.existing
                 if existing is None:
                     plan = _plan(db, read, req, caller, today, guarded=False)
@@ -96,7 +102,8 @@ async def _attempt(db: Database, req: CreditCheckIn, caller: Caller, *, locked: 
                         await raise_alert(conn, req.customer_id, kind, details, now=plan.at)
         else:
             async with db.driver() as pg:
-                read = await sql.read(pg, req.customer_id, req.order_id, today, lock=False)
+                read = await sql.read(pg, req.customer_id, req.order_id, today, req.currency,
+                                      lock=False)
                 existing = read.existing
                 if existing is None:
                     plan = _plan(db, read, req, caller, today, guarded=True)
@@ -115,34 +122,20 @@ async def _attempt(db: Database, req: CreditCheckIn, caller: Caller, *, locked: 
         return None
     if plan.status in sql.EVENT_OF:
         count_emitted([sql.EVENT_OF[plan.status].value])
-    return CheckResult(render_decision(plan.entry(landed)), False,
+    return CheckResult(render_decision(plan.entry(landed.exposure, landed.group)), False,
                        [(plan.decision, req.channel)])
-
-
-class _Statements:
-    """The hot path's plain SQL on a SQLAlchemy connection (the locked pass runs in a
-    transaction that the alert writes share)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def fetchrow(self, statement: str, *args: Any) -> Any:
-        result = await self._conn.exec_driver_sql(statement, args)
-        return result.mappings().first()
 
 
 def _plan(db: Database, read: sql.Read, req: CreditCheckIn, caller: Caller,
           today: dt.date, *, guarded: bool) -> CheckPlan:
     state = read.state
-    if state is not None and req.currency != state.account.currency:
-        raise Unprocessable(
-            f"the account of {req.customer_id} is kept in {state.account.currency}, "
-            f"not {req.currency}", code="currency_mismatch")
+    if state is not None and req.currency != state.account.currency and read.fx_rate is None:
+        raise missing_rate(req.currency, state.account.currency)
     return plan_check(state, customer_id=req.customer_id, order_id=req.order_id,
                       amount=req.amount, currency=req.currency, channel=req.channel,
                       actor=caller.name, at=clock.now(), today=today,
                       ttl_days=db.settings.reservation_ttl_days, entry_id=new_id(),
-                      guarded=guarded, watch=read.watch)
+                      guarded=guarded, watch=read.watch, fx_rate=read.fx_rate)
 
 
 async def _stored(db: Database, order_id: str) -> ExistingOrder | None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from app.credit.plans import CheckPlan, CreditState, ExistingOrder, Watch
 from app.credit.policy import Exposure
-from app.credit.repository import POLICY_COLUMNS, state_from_row
+from app.credit.rows import GROUP_COLUMNS, POLICY_COLUMNS, state_from_row
 from app.credit.schemas import render_decision
+from app.customers.locking import locked
 from app.customers.tables import accounts
 from app.events.outbox import WEBHOOKS_CHANNEL, encode
 from app.events.types import EventType
@@ -29,7 +30,17 @@ from app.orders.schemas import OrderOut
 _ACCOUNT = ", ".join([*(f"a.{column.name}" for column in accounts.c),
                       *(f"p.{name} AS p_{name}" for name in POLICY_COLUMNS),
                       "p.version AS p_version", "od.oldest_due_on", "od.overdue_amount",
+                      *(f"g.{name} AS g_{name}" for name in GROUP_COLUMNS),
+                      "sc.s_amounts", "sc.s_currencies", "sc.s_rates", "sc.s_from", "sc.s_until",
+                      "fx.rate AS fx_rate",
                       "al.open_alerts", "cd.previous_checks", "cd.previous_amount"])
+
+
+def _rate(currency: str, today: str) -> str:
+    """The latest rate of `currency` into the account's currency on or before `today`."""
+    return f"""SELECT f.rate FROM fx_rates f WHERE f.from_currency = {currency}
+      AND f.to_currency = a.currency AND f.as_of <= {today}::date
+    ORDER BY f.as_of DESC LIMIT 1"""
 
 
 def _facts(today: str) -> str:
@@ -47,58 +58,88 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT sum(c.checks) AS previous_checks, sum(c.amount) AS previous_amount
     FROM check_days c WHERE c.customer_id = a.customer_id
-      AND c.day > {today}::date - {SPIKE_WINDOW_DAYS}) cd ON true"""
+      AND c.day > {today}::date - {SPIKE_WINDOW_DAYS}) cd ON true
+LEFT JOIN credit_groups g ON g.group_id = a.group_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(s.amount ORDER BY s.security_id) AS s_amounts,
+        array_agg(s.currency ORDER BY s.security_id) AS s_currencies,
+        array_agg(r.rate ORDER BY s.security_id) AS s_rates,
+        array_agg(s.valid_from ORDER BY s.security_id) AS s_from,
+        array_agg(s.valid_until ORDER BY s.security_id) AS s_until
+    FROM securities s LEFT JOIN LATERAL ({_rate("s.currency", today)}) r
+        ON s.currency <> a.currency
+    WHERE s.customer_id = a.customer_id AND s.valid_from <= {today}::date
+      AND s.valid_until >= {today}::date) sc ON true"""
 
 
 _STORED_ORDER = """customer_id AS o_customer_id, requested_amount AS o_requested_amount,
     currency AS o_currency, channel AS o_channel, entry_decision_id AS o_entry_decision_id"""
 
+# $1 customer, $2 order id (null: none), $3 today, $4 the currency of the check (null: none;
+# its rate into the account's currency when it is another).
 SNAPSHOT = f"""SELECT {_ACCOUNT}, o.*
 FROM (SELECT 1) one
-LEFT JOIN accounts a ON a.customer_id = $1
+LEFT JOIN accounts a ON a.customer_id = $1::text
 LEFT JOIN policies p ON p.risk_class = a.risk_class
 {_facts("$3")}
-LEFT JOIN (SELECT {_STORED_ORDER} FROM orders WHERE customer_id = $1 AND order_id = $2) o
-    ON true"""
+LEFT JOIN LATERAL ({_rate("$4::text", "$3")}) fx ON $4::text <> a.currency
+LEFT JOIN (SELECT {_STORED_ORDER} FROM orders
+           WHERE customer_id = $1::text AND order_id = $2::text) o ON true"""
 
-# The lock is a statement of its own: a statement that waits for a row lock sees the row as
-# it is once it gets it, but its subqueries (overdue facts, alerts, tally) as they were when
-# it started waiting. The read after it starts afresh, and sees everything as of the lock.
-LOCK = "SELECT 1 FROM accounts WHERE customer_id = $1 FOR UPDATE"
+# The lock (group, then account: app/customers/locking.py) is a statement of its own: a
+# statement that waits for a row lock sees the row as it is once it gets it, but its
+# subqueries (overdue facts, alerts, tally) as they were when it started waiting. The read
+# after it starts afresh, and sees everything as of the lock.
 
 # $1 customer, $2 order, $3 status, $4 amount, $5 currency, $6 channel, $7 reserve,
 # $8 held amount, $9 held count, $10 entry id, $11 expires, $12 now, $13 actor, $14 outcome,
 # $15 reasons, $16 effective limit, $17 payment index, $18 inputs, $19 event id, $20 event
-# type (null: no event), $21 event data; the guard: $22 terms version, $23 ledger version,
-# $24 largest exposure + order (approvals) or the open orders seen (anything else), $25 the
-# version of the class policy decided under; approvals also: $26 the utilisation threshold
-# exposure + order must stay below (it raised no UTILISATION_HIGH), $27 whether it relied on
-# an open UTILISATION_HIGH (so raised none) that must still be open.
+# type (null: no event), $21 event data, $22 the amount in the account's currency, $23 the
+# rate it was converted at, $24 the account's credit group (null: none). The guard: $25 terms
+# version, $26 ledger version, $27 largest exposure + order (approvals) or the open orders
+# seen (anything else), $28 the version of the class policy decided under, $29 the group's
+# version, $30 the largest group exposure + order (approvals) or the group's open orders seen;
+# approvals also: $31 the utilisation threshold exposure + order must stay below (it raised
+# no UTILISATION_HIGH), $32 whether it relied on an open UTILISATION_HIGH (so raised none)
+# that must still be open; anything else also: $31 the group's open receivables seen.
+# Reserve, held amount and $22 are in the account's currency; $4 is the order's own.
 _UPDATE_ACCOUNT = """UPDATE accounts SET open_orders = open_orders + $7::numeric,
         held_amount = held_amount + $8::numeric, held_count = held_count + $9::int,
         updated_at = $12::timestamptz
-    WHERE customer_id = $1::text {guard}
+    WHERE customer_id = $1::text AND group_id IS NOT DISTINCT FROM $24::text
+      AND ($24::text IS NULL OR EXISTS (SELECT 1 FROM grp)) {guard}
     RETURNING open_receivables AS recv, open_orders - $7::numeric AS before"""
 # No account: nothing to update (nor held: a prepay holds nothing); the order and its
 # decision are recorded all the same.
 _NO_ACCOUNT = ("SELECT 0::numeric AS recv, 0::numeric AS before"
                " WHERE $8::numeric = 0 AND $9::int = 0")
+# A member's group row, locked before its account row (app/customers/locking.py): the
+# account UPDATE's condition on it is a one-time filter, evaluated before the account is
+# scanned. Its figures are the group's before the order; the trigger of migration 0012 then
+# adds the order to them.
+_GROUP = """SELECT open_receivables AS g_recv, open_orders AS g_orders, credit_limit AS g_limit
+    FROM credit_groups WHERE group_id = $24::text {guard} FOR UPDATE"""
 
-_WRITE = """WITH acct AS ({acct}), tally AS ({tally}), o AS (
+_WRITE = """WITH grp AS ({grp}), acct AS ({acct}), tally AS ({tally}), o AS (
     INSERT INTO orders (customer_id, order_id, status, amount, requested_amount, currency,
-        channel, reserved, invoiced, released, entry_decision_id, dispatch_decision_id,
-        expires_at, created_at, updated_at)
-    SELECT $1::text, $2::text, $3::text, $4::numeric, $4::numeric, $5::text, $6::text,
-        $7::numeric, 0, false, $10::text, NULL, $11::timestamptz, $12::timestamptz,
-        $12::timestamptz FROM acct
+        converted_amount, fx_rate, channel, reserved, invoiced, released, entry_decision_id,
+        dispatch_decision_id, expires_at, created_at, updated_at)
+    SELECT $1::text, $2::text, $3::text, $4::numeric, $4::numeric, $5::text, $22::numeric,
+        $23::numeric, $6::text, $7::numeric, 0, false, $10::text, NULL, $11::timestamptz,
+        $12::timestamptz, $12::timestamptz FROM acct
 ), e AS (
     INSERT INTO credit_file (customer_id, entry_id, at, event, actor, order_id, outcome,
-        reasons, amount, currency, open_receivables, open_orders, effective_limit, available,
-        expires_at, payment_index, inputs)
+        reasons, amount, currency, converted_amount, fx_rate, open_receivables, open_orders,
+        effective_limit, available, expires_at, payment_index, inputs, details)
     SELECT $1::text, $10::text, $12::timestamptz, 'credit_check', $13::text, $2::text,
-        $14::text, $15::jsonb, $4::numeric, $5::text, acct.recv, acct.before,
-        $16::numeric, $16::numeric - (acct.recv + acct.before + $7::numeric),
-        $11::timestamptz, $17::int, $18::jsonb FROM acct
+        $14::text, $15::jsonb, $4::numeric, $5::text, $22::numeric, $23::numeric, acct.recv,
+        acct.before, $16::numeric, $16::numeric - (acct.recv + acct.before + $7::numeric),
+        $11::timestamptz, $17::int, $18::jsonb,
+        CASE WHEN $24::text IS NOT NULL THEN jsonb_build_object('group', jsonb_build_object(
+            'group_id', $24::text, 'open_receivables', grp.g_recv::text,
+            'open_orders', grp.g_orders::text, 'effective_limit', grp.g_limit::text,
+            'available', (grp.g_limit - grp.g_recv - grp.g_orders - $7::numeric)::text)) END
+    FROM acct LEFT JOIN grp ON true
 ), ev AS (
     -- A hold or a prepay is an event for the neighbours (app/events/outbox.py), written in
     -- this statement, under the account row lock the UPDATE above holds until it commits.
@@ -114,32 +155,40 @@ _WRITE = """WITH acct AS ({acct}), tally AS ({tally}), o AS (
     FROM ev JOIN webhooks w ON w.status = 'active' AND ev.type = ANY(w.event_types)
     RETURNING 1
 )
-SELECT recv, before,
+SELECT recv, before, grp.g_recv, grp.g_orders,
     CASE WHEN EXISTS (SELECT 1 FROM dl) THEN pg_notify('{wake}', '') END AS woke
-FROM acct"""
+FROM acct LEFT JOIN grp ON true"""
 
-_VERSIONS = """AND terms_version = $22::int AND ledger_version = $23::int
+_VERSIONS = """AND terms_version = $25::int AND ledger_version = $26::int
     AND COALESCE((SELECT p.version FROM policies p WHERE p.risk_class = accounts.risk_class), 0)
-        = $25::int"""
+        = $28::int"""
 # Every check of a known customer counts in its day's tally, whatever its outcome.
 _TALLY = """INSERT INTO check_days AS t (customer_id, day, checks, amount)
-    SELECT $1::text, ($12::timestamptz AT TIME ZONE 'UTC')::date, 1, $4::numeric FROM acct
+    SELECT $1::text, ($12::timestamptz AT TIME ZONE 'UTC')::date, 1, $22::numeric FROM acct
     ON CONFLICT (customer_id, day)
     DO UPDATE SET checks = t.checks + 1, amount = t.amount + EXCLUDED.amount"""
 _NO_TALLY = "SELECT 1"
-WRITE_LOCKED = _WRITE.format(acct=_UPDATE_ACCOUNT.format(guard=""), tally=_TALLY,
-                             wake=WEBHOOKS_CHANNEL)
-_ALERTS_STAND = """AND ($26::numeric IS NULL
-        OR open_receivables + open_orders + $7::numeric < $26::numeric)
-    AND (NOT $27::bool OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = $1::text
+_ALERTS_STAND = """AND ($31::numeric IS NULL
+        OR open_receivables + open_orders + $7::numeric < $31::numeric)
+    AND (NOT $32::bool OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = $1::text
         AND x.kind = 'UTILISATION_HIGH' AND x.status <> 'resolved'))"""
-WRITE_IF_FITS = _WRITE.format(acct=_UPDATE_ACCOUNT.format(
-    guard=f"{_VERSIONS} AND open_receivables + open_orders + $7::numeric <= $24::numeric "
-          f"{_ALERTS_STAND}"),
-    tally=_TALLY, wake=WEBHOOKS_CHANNEL)
-WRITE_IF_UNCHANGED = _WRITE.format(acct=_UPDATE_ACCOUNT.format(
-    guard=f"{_VERSIONS} AND open_orders = $24::numeric"), tally=_TALLY, wake=WEBHOOKS_CHANNEL)
-WRITE_NO_ACCOUNT = _WRITE.format(acct=_NO_ACCOUNT, tally=_NO_TALLY, wake=WEBHOOKS_CHANNEL)
+
+
+def _write(grp_guard: str, acct: str, tally: str = _TALLY) -> str:
+    return _WRITE.format(grp=_GROUP.format(guard=grp_guard), acct=acct, tally=tally,
+                         wake=WEBHOOKS_CHANNEL)
+
+
+WRITE_LOCKED = _write("", _UPDATE_ACCOUNT.format(guard=""))
+WRITE_IF_FITS = _write(
+    "AND version = $29::int AND open_receivables + open_orders + $7::numeric <= $30::numeric",
+    _UPDATE_ACCOUNT.format(
+        guard=f"{_VERSIONS} AND open_receivables + open_orders + $7::numeric <= $27::numeric "
+              f"{_ALERTS_STAND}"))
+WRITE_IF_UNCHANGED = _write(
+    "AND version = $29::int AND open_orders = $30::numeric AND open_receivables = $31::numeric",
+    _UPDATE_ACCOUNT.format(guard=f"{_VERSIONS} AND open_orders = $27::numeric"))
+WRITE_NO_ACCOUNT = _write("", _NO_ACCOUNT, _NO_TALLY)
 
 
 def _event(plan: CheckPlan) -> tuple[str | None, str | None, str | None]:
@@ -151,7 +200,8 @@ def _event(plan: CheckPlan) -> tuple[str | None, str | None, str | None]:
     entry = plan.entry()
     order = OrderOut(
         order_id=plan.order_id, customer_id=plan.customer_id, status=plan.status,
-        amount=plan.amount, currency=plan.currency, channel=plan.channel, reserved=ZERO,
+        amount=plan.amount, currency=plan.currency, converted_amount=plan.converted_amount,
+        fx_rate=plan.fx_rate, channel=plan.channel, reserved=ZERO,
         invoiced=ZERO, released=False, expires_at=None, created_at=plan.at,
         updated_at=plan.at, decisions=[render_decision(entry)])
     return new_id(), event_type.value, encode(order)
@@ -165,6 +215,7 @@ class Read:
     state: CreditState | None
     existing: ExistingOrder | None
     watch: Watch = field(default_factory=Watch)
+    fx_rate: Decimal | None = None  # of the check's currency into the account's, if another
 
 
 def _existing(row: Any) -> ExistingOrder | None:
@@ -174,14 +225,16 @@ def _existing(row: Any) -> ExistingOrder | None:
                          row["o_channel"], row["o_entry_decision_id"])
 
 
-async def read(pg: Any, customer_id: str, order_id: str, today: dt.date, *, lock: bool
-               ) -> Read:
-    """The credit state and any order already stored under the id; with `lock`, inside a
-    transaction, the account row locked first."""
+async def read(pg: Any, customer_id: str, order_id: str, today: dt.date, currency: str, *,
+               lock: bool) -> Read:
+    """The credit state, any order already stored under the id, and the rate of `currency`
+    into the account's; with `lock`, inside a transaction, the group and account rows locked
+    first."""
     if lock:
-        await pg.fetchrow(LOCK, customer_id)
-    row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today)
-    return Read(state_from_row(row, today), _existing(row), _watch(row))
+        await locked(pg, customer_id)
+    row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today, currency)
+    return Read(state_from_row(row, today), _existing(row), _watch(row),
+                None if row["customer_id"] is None else row["fx_rate"])
 
 
 def _watch(row: Any) -> Watch:
@@ -191,9 +244,16 @@ def _watch(row: Any) -> Watch:
                  row["previous_amount"] or ZERO)
 
 
-async def write(pg: Any, plan: CheckPlan) -> Exposure | None:
-    """Write the plan; the exposure it landed on (before the order), or None when its
-    guard no longer holds."""
+@dataclass(frozen=True)
+class Landed:
+    """The exposure a written check landed on (before its order), and its group's."""
+
+    exposure: Exposure
+    group: Exposure | None
+
+
+async def write(pg: Any, plan: CheckPlan) -> Landed | None:
+    """Write the plan; what it landed on, or None when its guard no longer holds."""
     d = plan.decision
     args: list[Any] = [
         plan.customer_id, plan.order_id, plan.status, plan.amount, plan.currency, plan.channel,
@@ -202,21 +262,26 @@ async def write(pg: Any, plan: CheckPlan) -> Exposure | None:
         json.dumps([{"code": r.code.value, "message": r.message} for r in d.reasons]),
         plan.effective_limit, plan.payment_index,
         json.dumps(plan.inputs) if plan.inputs is not None else None,
-        *_event(plan)]
+        *_event(plan), plan.converted_amount, plan.fx_rate,
+        None if plan.group is None else plan.group.group_id]
     g = plan.guard
     if not plan.known:
         sql = WRITE_NO_ACCOUNT
     elif g is None:
         sql = WRITE_LOCKED
     else:
-        sql = WRITE_IF_FITS if g.within is not None else WRITE_IF_UNCHANGED
-        args += [g.terms_version, g.ledger_version,
-                 g.within if g.within is not None else g.open_orders, g.policy_version]
-        if g.within is not None:
+        fits = g.within is not None
+        sql = WRITE_IF_FITS if fits else WRITE_IF_UNCHANGED
+        seen = g.group_exposure
+        args += [g.terms_version, g.ledger_version, g.within if fits else g.open_orders,
+                 g.policy_version, g.group_version,
+                 g.group_within if fits else (None if seen is None else seen.open_orders)]
+        if fits:
             args += [g.below, g.alert_open]
+        else:
+            args.append(None if seen is None else seen.open_receivables)
     row = await pg.fetchrow(sql, *args)
     if row is None:
         return None
-    recv: Decimal = row["recv"]
-    before: Decimal = row["before"]
-    return Exposure(recv, before)
+    group = None if row["g_recv"] is None else Exposure(row["g_recv"], row["g_orders"])
+    return Landed(Exposure(row["recv"], row["before"]), group)

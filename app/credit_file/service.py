@@ -27,6 +27,9 @@ async def history(db: Database, customer_id: str, cursor: str | None, limit: int
 
 def _history_item(row: Any) -> HistoryEntryOut:
     decision = render_decision(row) if row["event"] in DECISION_EVENTS else None
+    converted = row["converted_amount"]
     return HistoryEntryOut(entry_id=row["entry_id"], at=row["at"], event=row["event"],
                            actor=row["actor"], order_id=row["order_id"], decision=decision,
-                           details=row["details"], note=row["note"])
+                           amount=row["amount"], currency=row["currency"],
+                           converted_amount=row["amount"] if converted is None else converted,
+                           fx_rate=row["fx_rate"], details=row["details"], note=row["note"])

@@ -2,7 +2,7 @@
 
 from sqlalchemy import Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
-from app.db.columns import JsonDoc, Money, UTCDateTime, metadata, partial_index
+from app.db.columns import JsonDoc, Money, Rate, UTCDateTime, metadata, partial_index
 
 credit_file = Table(
     "credit_file",
@@ -18,6 +18,9 @@ credit_file = Table(
     Column("reasons", JsonDoc),
     Column("amount", Money),
     Column("currency", String(3)),
+    # The amount in the account's currency and the rate used, when `currency` is another.
+    Column("converted_amount", Money),
+    Column("fx_rate", Rate),
     Column("open_receivables", Money),
     Column("open_orders", Money),
     Column("effective_limit", Money),

@@ -33,6 +33,7 @@ class Account:
     ledger_version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    group_id: str | None = None  # the credit group whose limit it shares
 
     @classmethod
     def from_mapping(cls, row: Any) -> Account:

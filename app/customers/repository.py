@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.customers.locking import lock_account
 from app.customers.models import Account
 from app.customers.tables import accounts
 from app.db.engine import touch
@@ -17,10 +18,11 @@ from app.money import ZERO
 
 async def get_account(conn: AsyncConnection, customer_id: str, *, lock: bool = False
                       ) -> Account | None:
-    """The account, optionally locked FOR UPDATE (the per-customer serialisation point)."""
+    """The account, optionally locked FOR UPDATE (the per-customer serialisation point),
+    its credit group's row first (app/customers/locking.py)."""
+    if lock and not await lock_account(conn, customer_id):
+        return None
     stmt = select(accounts).where(accounts.c.customer_id == customer_id)
-    if lock:
-        stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).mappings().first()
     return Account.from_mapping(row) if row is not None else None
 
@@ -78,3 +80,11 @@ async def set_payment_index(conn: AsyncConnection, customer_id: str, value: int 
     await conn.execute(
         update(accounts).where(accounts.c.customer_id == customer_id).values(
             payment_index=value, ledger_version=accounts.c.ledger_version + 1))
+
+
+async def members_holding(conn: AsyncConnection, group_id: str) -> list[str]:
+    """The members of a credit group with held orders, in customer order (the lock order)."""
+    stmt = (select(accounts.c.customer_id)
+            .where(accounts.c.group_id == group_id, accounts.c.held_count > 0)
+            .order_by(accounts.c.customer_id))
+    return list((await conn.execute(stmt)).scalars())

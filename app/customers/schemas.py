@@ -17,6 +17,7 @@ from app.fields import (
     AmountOut,
     Currency,
     Days,
+    Id,
     IsoDate,
     NonNegativeAmount,
     PositiveAmount,
@@ -28,6 +29,10 @@ from app.fields import (
 RiskClass = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "unrated"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strict=True,
                                         pattern=NO_NUL)]
+
+
+GROUP_ID = ("The credit group whose limit it shares (PUT /v1/groups/{group_id}); the "
+            "group must exist and be in the account's currency.")
 
 
 class TemporaryLimitIn(RequestModel):
@@ -50,6 +55,7 @@ class AccountIn(RequestModel):
         default=None, description="When the account's credit review is due.")
     max_order_amount: PositiveAmount | None = Field(
         default=None, description="Larger orders are held (ORDER_ABOVE_MAXIMUM).")
+    group_id: Id | None = Field(default=None, description=GROUP_ID)
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
 
     model_config = {"json_schema_extra": {"examples": [{
@@ -85,6 +91,7 @@ class AccountPatch(RequestModel):
     temporary_limit: TemporaryLimitIn | None = None
     review_due_on: IsoDate | None = None
     max_order_amount: PositiveAmount | None = None
+    group_id: Id | None = Field(default=None, description=GROUP_ID + " null leaves it.")
     reason: Text | None = Field(default=None, description="Why; kept in the credit file.")
 
     @field_validator(*NOT_NULL, mode="before")
@@ -128,6 +135,7 @@ class AccountOut(ResponseModel):
     temporary_limit: TemporaryLimitOut | None
     review_due_on: dt.date | None
     max_order_amount: AmountOut | None
+    group_id: str | None = Field(description="The credit group it belongs to, if any.")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -137,6 +145,8 @@ class ExposureOut(ResponseModel):
     currency: str
     credit_limit: AmountOut
     effective_limit: AmountOut
+    secured: AmountOut = Field(description="What the securities valid today add to the "
+                                           "effective limit (in the account's currency).")
     open_receivables: AmountOut
     open_orders: AmountOut
     exposure: AmountOut
@@ -150,7 +160,7 @@ class ExposureOut(ResponseModel):
 
     model_config = {"json_schema_extra": {"examples": [{
         "customer_id": "ACME-001", "currency": "EUR", "credit_limit": "50000.00",
-        "effective_limit": "50000.00", "open_receivables": "31250.00",
+        "effective_limit": "50000.00", "secured": "0.00", "open_receivables": "31250.00",
         "open_orders": "5000.00", "exposure": "36250.00", "available": "13750.00",
         "overdue_amount": "1200.00", "oldest_overdue_days": 12, "held_orders": "16000.00",
         "held_count": 1, "payment_index": 78}]}}

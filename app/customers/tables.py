@@ -27,6 +27,8 @@ accounts = Table(
     Column("temp_limit_expires_on", Date),
     Column("review_due_on", Date),
     Column("max_order_amount", Money),
+    # The credit group whose limit the account shares (app/groups), if any.
+    Column("group_id", String(64)),
     # Recomputed by every ledger event that changes it and by the daily sweep (time makes
     # open items later), so a check reads it without summing any history.
     Column("payment_index", Integer),
@@ -41,6 +43,8 @@ accounts = Table(
     Column("ledger_version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    partial_index("ix_accounts_group", "group_id", "customer_id",
+                  where="group_id IS NOT NULL"),
     partial_index("ix_accounts_review_due", "review_due_on", "customer_id",
                   where="review_due_on IS NOT NULL"),
 )

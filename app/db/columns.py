@@ -63,3 +63,21 @@ def partial_index(name: str, *columns: str, where: str, include: tuple[str, ...]
     index-only scans."""
     return Index(name, *columns, postgresql_where=text(where),
                  postgresql_include=list(include))
+
+
+class Rate(TypeDecorator[Decimal]):
+    """An exchange rate: NUMERIC(24,10), read back without trailing zeros."""
+
+    impl = Numeric(24, 10, asdecimal=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else _plain(Decimal(value))
+
+
+def _plain(value: Decimal) -> Decimal:
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal

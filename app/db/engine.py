@@ -190,3 +190,16 @@ def _skip_unusable_connections(engine: AsyncEngine) -> None:
 
 def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4()}__"
+
+
+class DriverSQL:
+    """Plain SQL in the asyncpg style (`$1` parameters, `fetchrow`) on a SQLAlchemy
+    connection, so that one statement text serves the hot path's bare asyncpg connection and
+    a transaction that other writes share."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def fetchrow(self, statement: str, *args: Any) -> Any:
+        result = await self._conn.exec_driver_sql(statement, args)
+        return result.mappings().first()

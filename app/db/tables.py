@@ -7,6 +7,8 @@ from app.credit.tables import check_days
 from app.credit_file.tables import credit_file
 from app.customers.tables import accounts
 from app.events import tables as _events  # noqa: F401 - the outbox and webhook tables
+from app.fx.tables import fx_rates
+from app.groups.tables import credit_groups
 from app.monitoring.tables import alerts, monitor_sweeps
 from app.orders.tables import orders
 from app.policies.tables import policies, policy_changes
@@ -17,6 +19,7 @@ from app.receivables.tables import (
     payment_days,
     payments,
 )
+from app.securities.tables import securities
 
 __all__ = [
     "accounts",
@@ -26,6 +29,8 @@ __all__ = [
     "check_days",
     "console_sessions",
     "credit_file",
+    "credit_groups",
+    "fx_rates",
     "invoiced_days",
     "monitor_sweeps",
     "open_items",
@@ -36,4 +41,5 @@ __all__ = [
     "policies",
     "policy_changes",
     "scorecards",
+    "securities",
 ]

@@ -99,12 +99,17 @@ def _count_at_commit(sync: Connection | None, kind: str) -> None:
 
 
 def _committed(conn: Connection) -> None:
+    if conn.invalidated:  # .info would try to revalidate it, and raise over the real error
+        return
     for kind in conn.info.pop(_PENDING, ()):
         metrics.EVENTS.labels(kind).inc()
 
 
 def _rolled_back(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
+    # An invalidated connection (a statement cancelled or timed out) takes its pending
+    # counts with it: its .info goes with the DBAPI connection it is discarded with.
+    if not conn.invalidated:
+        conn.info.pop(_PENDING, None)
 
 
 _FEED = (

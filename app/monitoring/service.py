@@ -8,10 +8,22 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import ARRAY, String, any_, bindparam, event, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    any_,
+    bindparam,
+    event,
+    func,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import clock, metrics
 from app.auth.roles import Caller
 from app.credit.plans import CreditState
-from app.credit.repository import POLICY_COLUMNS, state_from_row
+from app.credit.rows import POLICY_COLUMNS, state_from_row
 from app.credit_file.entries import Event, event_entry
 from app.credit_file.repository import add_entries
 from app.customers.tables import accounts
@@ -39,6 +51,7 @@ from app.monitoring.schemas import AlertOut
 from app.monitoring.tables import alerts
 from app.policies.tables import policies
 from app.receivables.tables import open_items
+from app.securities.repository import expiring, valid_arrays
 
 SYSTEM = "system"
 OPEN = "open"
@@ -54,11 +67,13 @@ def _facts_statement() -> Any:
                open_items.c.due_on < bindparam("today"))
     oldest = select(func.min(open_items.c.due_on)).where(*overdue).scalar_subquery()
     amount = select(func.sum(open_items.c.open_amount)).where(*overdue).scalar_subquery()
+    valid = valid_arrays(accounts.c.customer_id, accounts.c.currency, bindparam("today"))
     return (
         select(*accounts.c, *(policies.c[n].label(f"p_{n}") for n in POLICY_COLUMNS),
                policies.c.version.label("p_version"), oldest.label("oldest_due_on"),
-               amount.label("overdue_amount"))
-        .select_from(accounts.outerjoin(policies, policies.c.risk_class == accounts.c.risk_class))
+               amount.label("overdue_amount"), *valid.c)
+        .select_from(accounts.outerjoin(policies, policies.c.risk_class == accounts.c.risk_class)
+                     .outerjoin(valid, true()))
         .where(accounts.c.customer_id == any_(_IDS))
         .order_by(accounts.c.customer_id)
     )
@@ -76,13 +91,17 @@ _INSERT = (pg_insert(alerts)
            .returning(alerts.c.alert_id))
 
 
-def facts_of(state: CreditState, today: dt.date) -> Facts:
-    """The alert facts of a credit state (the account's own figures and its class policy)."""
+def facts_of(state: CreditState, today: dt.date,
+             securities: Sequence[tuple[str, Decimal, dt.date]] = ()) -> Facts:
+    """The alert facts of a credit state (the account's own figures and its class policy);
+    `securities` are the valid ones as (security_id, counted amount, valid_until)."""
     a = state.account
     temp = a.temporary_limit
-    expiries = (LimitExpiry("temporary_limit", temp.amount, temp.expires_on),) if temp else ()
+    expiries = [LimitExpiry("temporary_limit", temp.amount, temp.expires_on)] if temp else []
+    expiries += [LimitExpiry(f"security:{sid}", amount, until)
+                 for sid, amount, until in securities]
     return Facts(
-        exposure=a.exposure.total, effective_limit=a.effective_limit(today),
+        exposure=a.exposure.total, effective_limit=state.effective_limit(today),
         alert_utilisation=state.policy.alert_utilisation,
         alert_payment_index=state.policy.alert_payment_index,
         max_days_past_due=state.policy.max_days_past_due,
@@ -208,7 +227,8 @@ async def evaluate_many(conn: AsyncConnection, customer_ids: Sequence[str], *, t
         if state is None:
             continue
         customer_id = state.account.customer_id
-        p = plan(facts_of(state, today), open_by.get(customer_id, []), now)
+        facts = facts_of(state, today, expiring(row, state.account.currency))
+        p = plan(facts, open_by.get(customer_id, []), now)
         new_rows += [_row(customer_id, k.value, d, now) for k, d in p.raise_.items()]
         gone += [(customer_id, a) for a in p.resolve]
     resolved = await _resolve(conn, gone, now)

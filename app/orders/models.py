@@ -32,6 +32,8 @@ class Order:
     amount: Decimal
     requested_amount: Decimal
     currency: str
+    converted_amount: Decimal  # amount in the account's currency
+    fx_rate: Decimal | None  # what amount was converted at (None: the account's currency)
     channel: str | None
     reserved: Decimal
     invoiced: Decimal

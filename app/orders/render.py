@@ -17,7 +17,8 @@ async def render_order(conn: AsyncConnection, order: Order) -> OrderOut:
     decisions = [render_decision(e) for e in entries if e["event"] in DECISION_EVENTS]
     return OrderOut(
         order_id=order.order_id, customer_id=order.customer_id, status=order.status.value,
-        amount=order.amount, currency=order.currency, channel=order.channel,
+        amount=order.amount, currency=order.currency,
+        converted_amount=order.converted_amount, fx_rate=order.fx_rate, channel=order.channel,
         reserved=order.reserved, invoiced=order.invoiced, released=order.released,
         expires_at=order.expires_at, created_at=order.created_at, updated_at=order.updated_at,
         decisions=decisions)

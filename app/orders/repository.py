@@ -23,9 +23,9 @@ async def update_order(conn: AsyncConnection, order: Order, **values: Any) -> No
                                             orders.c.order_id == order.order_id).values(**values))
 
 
-async def held_orders(conn: AsyncConnection, customer_id: str) -> list[Order]:
-    """A customer's held orders, oldest first (the auto-release order)."""
-    stmt = (select(orders).where(orders.c.customer_id == customer_id,
+async def held_orders(conn: AsyncConnection, *customer_ids: str) -> list[Order]:
+    """The customers' held orders, oldest first (the auto-release order)."""
+    stmt = (select(orders).where(orders.c.customer_id.in_(customer_ids),
                                  orders.c.status == Status.HELD.value)
             .order_by(orders.c.created_at, orders.c.order_id))
     return [Order.from_mapping(r) for r in (await conn.execute(stmt)).mappings()]

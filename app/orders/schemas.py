@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import Field
 
 from app.credit.schemas import DecisionOut
-from app.fields import AmountOut, PositiveAmount, RequestModel, ResponseModel, Text
+from app.fields import AmountOut, PositiveAmount, RateOut, RequestModel, ResponseModel, Text
 
 
 class AmendIn(RequestModel):
@@ -35,8 +35,12 @@ class OrderOut(ResponseModel):
                         "invoiced, cancelled, rejected or expired")
     amount: AmountOut
     currency: str
+    converted_amount: AmountOut = Field(description="The amount in the account's currency.")
+    fx_rate: RateOut | None = Field(
+        default=None, description="The rate it was converted at; null when the order is in "
+                                  "the account's currency.")
     channel: str | None
-    reserved: AmountOut
+    reserved: AmountOut = Field(description="In the account's currency, like invoiced.")
     invoiced: AmountOut
     released: bool = Field(description="Approved by a controller's release.")
     expires_at: dt.datetime | None

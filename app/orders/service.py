@@ -21,7 +21,7 @@ from app.credit.plans import (
 )
 from app.credit.repository import load_locked
 from app.credit.schemas import DecisionOut, render_decision
-from app.credit_file.entries import Event, decision_entry, event_entry
+from app.credit_file.entries import Event, decision_entry, decision_group, event_entry
 from app.credit_file.repository import add_entries, get_entry
 from app.customers.repository import apply_deltas
 from app.db.engine import Database
@@ -29,6 +29,7 @@ from app.errors import Conflict, NotFound
 from app.events.outbox import emit
 from app.events.types import EventType
 from app.flows import auto_release
+from app.fx.convert import convert
 from app.ids import new_id
 from app.metrics import Decided
 from app.money import ZERO, format_amount
@@ -89,23 +90,27 @@ async def amend(db: Database, order_id: str, new_amount: Decimal, caller: Caller
         if order.status is not Status.APPROVED:
             raise _wrong_state(order, "amended")
         state = _needs_account(state, order)
-        if new_amount < order.invoiced:
+        # Reservations and invoices are in the account's currency: the new amount counts at
+        # the rate the order was checked at, so a decrease frees exactly its share.
+        converted = new_amount if order.fx_rate is None else convert(new_amount, order.fx_rate)
+        if converted < order.invoiced:
             raise Conflict(f"{order_id} is already invoiced for {order.invoiced}; the amount "
                            "cannot go below that", code="amount_below_invoiced")
-        change = amendment(order.amount, new_amount, order.reserved, order.invoiced)
+        change = amendment(order.converted_amount, converted, order.reserved, order.invoiced)
         if change is None:
             return Change(await render_order(conn, order))
         if isinstance(change, Decrease):
-            return await _decrease(conn, db, order, new_amount, change, caller, today, now)
-        return await _increase(conn, order, state, change.difference, caller, today, now)
+            return await _decrease(conn, db, order, new_amount, converted, change, caller,
+                                   today, now)
+        return await _increase(conn, order, state, new_amount, converted, caller, today, now)
 
 
 async def _decrease(conn: AsyncConnection, db: Database, order: Order, new_amount: Decimal,
-                    change: Decrease, caller: Caller, today: dt.date, now: dt.datetime
-                    ) -> Change:
+                    converted: Decimal, change: Decrease, caller: Caller, today: dt.date,
+                    now: dt.datetime) -> Change:
     done = {"status": Status.INVOICED.value, "expires_at": None} if change.invoiced_in_full else {}
-    await update_order(conn, order, amount=new_amount, reserved=change.reserved,
-                       updated_at=now, **done)
+    await update_order(conn, order, amount=new_amount, converted_amount=converted,
+                       reserved=change.reserved, updated_at=now, **done)
     await apply_deltas(conn, order.customer_id, now, orders=-change.freed)
     await add_entries(conn, [event_entry(
         entry_id=new_id(), at=now, event=Event.AMOUNT_DECREASED, actor=caller.name,
@@ -118,21 +123,23 @@ async def _decrease(conn: AsyncConnection, db: Database, order: Order, new_amoun
     return Change(await refreshed(conn, order), decided=decided)
 
 
-async def _increase(conn: AsyncConnection, order: Order, state: CreditState, diff: Decimal,
-                    caller: Caller, today: dt.date, now: dt.datetime) -> Change:
-    new_amount = order.amount + diff
-    decision = state.evaluate(diff, today, order_total=new_amount)
+async def _increase(conn: AsyncConnection, order: Order, state: CreditState,
+                    new_amount: Decimal, converted: Decimal, caller: Caller, today: dt.date,
+                    now: dt.datetime) -> Change:
+    diff = converted - order.converted_amount
+    decision = state.evaluate(diff, today, order_total=converted)
     reserve = diff if decision.approved else ZERO
     entry = decision_entry(
         entry_id=new_id(), at=now, event=Event.AMENDMENT, actor=caller.name,
         customer_id=order.customer_id, order_id=order.order_id, decision=decision,
-        amount=diff, currency=order.currency, exposure=state.account.exposure,
+        amount=new_amount - order.amount, currency=order.currency, exposure=state.account.exposure,
         reserved=reserve, expires_at=order.expires_at if decision.approved else None,
-        payment_index=state.account.payment_index, inputs=decision_inputs(state, today))
+        payment_index=state.account.payment_index, inputs=decision_inputs(state, today),
+        converted_amount=diff, fx_rate=order.fx_rate, group=decision_group(state.group, reserve))
     await add_entries(conn, [entry])
     if decision.approved:
-        await update_order(conn, order, amount=new_amount, reserved=order.reserved + diff,
-                           updated_at=now)
+        await update_order(conn, order, amount=new_amount, converted_amount=converted,
+                           reserved=order.reserved + diff, updated_at=now)
         await apply_deltas(conn, order.customer_id, now, orders=diff)
     await evaluate(conn, order.customer_id, today=today, now=now)
     return Change(await refreshed(conn, order), render_decision(entry),
@@ -156,9 +163,10 @@ async def dispatch(db: Database, order_id: str, caller: Caller) -> Change:
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.DISPATCH_CHECK, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,
-            amount=order.reserved, currency=order.currency, exposure=state.account.exposure,
-            reserved=ZERO, payment_index=state.account.payment_index,
-            inputs=decision_inputs(state, today))
+            amount=order.reserved, currency=state.account.currency,
+            exposure=state.account.exposure, reserved=ZERO,
+            payment_index=state.account.payment_index, inputs=decision_inputs(state, today),
+            group=decision_group(state.group, ZERO))
         await add_entries(conn, [entry])
         if decision.approved:
             await update_order(conn, order, status=Status.SHIPPED.value,
@@ -183,7 +191,7 @@ async def cancel(db: Database, order_id: str, caller: Caller, reason: str | None
         if state is not None:
             held = order.status is Status.HELD
             await apply_deltas(conn, order.customer_id, now, orders=-order.reserved,
-                               held_amount=-order.amount if held else ZERO,
+                               held_amount=-order.converted_amount if held else ZERO,
                                held_count=-1 if held else 0)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.ORDER_CANCELLED, actor=caller.name,
@@ -209,18 +217,20 @@ async def release(db: Database, order_id: str, caller: Caller, reason: str) -> C
         state = _needs_account(state, order)
         expires_at = reservation_expiry(now, db.settings.reservation_ttl_days)
         decision = manual_release(state, caller.name, reason, today)
-        remaining = order.amount - order.invoiced  # an invoice may have taken part already
+        # An invoice may have taken part already (in the account's currency, like this).
+        remaining = order.converted_amount - order.invoiced
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.MANUAL_RELEASE, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,
-            amount=remaining, currency=order.currency, exposure=state.account.exposure,
+            amount=remaining, currency=state.account.currency, exposure=state.account.exposure,
             reserved=remaining, expires_at=expires_at, note=reason,
-            payment_index=state.account.payment_index)
+            payment_index=state.account.payment_index,
+            group=decision_group(state.group, remaining))
         await add_entries(conn, [entry])
         await update_order(conn, order, status=Status.APPROVED.value, released=True,
                            reserved=remaining, expires_at=expires_at, updated_at=now)
         await apply_deltas(conn, order.customer_id, now, orders=remaining,
-                           held_amount=-order.amount, held_count=-1)
+                           held_amount=-order.converted_amount, held_count=-1)
         now_order = await refreshed(conn, order)
         await emit(conn, EventType.ORDER_RELEASED, now_order, customer_id=order.customer_id,
                    now=now)
@@ -238,7 +248,7 @@ async def reject(db: Database, order_id: str, caller: Caller, reason: str) -> Ch
         if order.status is not Status.HELD:
             raise _wrong_state(order, "rejected")
         await update_order(conn, order, status=Status.REJECTED.value, updated_at=now)
-        await apply_deltas(conn, order.customer_id, now, held_amount=-order.amount,
+        await apply_deltas(conn, order.customer_id, now, held_amount=-order.converted_amount,
                            held_count=-1)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.ORDER_REJECTED, actor=caller.name,

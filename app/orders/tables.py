@@ -9,7 +9,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from app.db.columns import Money, UTCDateTime, metadata, partial_index
+from app.db.columns import Money, Rate, UTCDateTime, metadata, partial_index
 
 orders = Table(
     "orders",
@@ -20,6 +20,10 @@ orders = Table(
     Column("amount", Money, nullable=False),
     Column("requested_amount", Money, nullable=False),
     Column("currency", String(3), nullable=False),
+    # The amount in the account's currency (= amount when the order is in it) and the rate
+    # it was converted at (null then); reserved and invoiced are in the account's currency.
+    Column("converted_amount", Money, nullable=False),
+    Column("fx_rate", Rate),
     Column("channel", String(32)),
     Column("reserved", Money, nullable=False),
     Column("invoiced", Money, nullable=False),

@@ -52,8 +52,9 @@ async def oldest_open_items(conn: AsyncConnection, customer_id: str, after: tupl
 
 async def items_of(conn: AsyncConnection, customer_id: str) -> dict[str, Any]:
     """Every item the customer has ever had, by invoice_id."""
-    stmt = select(open_items.c.invoice_id, open_items.c.open_amount, open_items.c.due_on).where(
-        open_items.c.customer_id == customer_id)
+    c = open_items.c
+    stmt = select(c.invoice_id, c.open_amount, c.due_on, c.issued_on, c.created_at).where(
+        c.customer_id == customer_id)
     return {r.invoice_id: r for r in await conn.execute(stmt)}
 
 

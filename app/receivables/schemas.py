@@ -14,6 +14,7 @@ from app.fields import (
     Id,
     IsoDate,
     PositiveAmount,
+    RateOut,
     RequestModel,
     ResponseModel,
     SignedAmount,
@@ -42,11 +43,17 @@ class InvoiceOut(ResponseModel):
     customer_id: str
     amount: AmountOut
     currency: str
+    converted_amount: AmountOut = Field(
+        description="The amount in the account's currency (the amount itself when it is in it).")
+    fx_rate: RateOut | None = Field(
+        description="What 1 unit of `currency` counted for in the account's currency; null "
+                    "when it is the account's.")
     due_on: dt.date
     issued_on: dt.date | None
     order_id: str | None
     reservation_consumed: AmountOut = Field(
-        description="How much of the order's reservation this invoice took over.")
+        description="How much of the order's reservation this invoice took over (in the "
+                    "account's currency).")
     order_status: str | None
     recorded_at: dt.datetime
 
@@ -75,10 +82,16 @@ class PaymentOut(ResponseModel):
     customer_id: str
     amount: AmountOut
     currency: str
+    converted_amount: AmountOut = Field(
+        description="The amount in the account's currency (the amount itself when it is in it).")
+    fx_rate: RateOut | None = Field(
+        description="What 1 unit of `currency` counted for in the account's currency; null "
+                    "when it is the account's.")
     invoice_id: str | None
     received_on: dt.date
-    applied: list[AllocationOut]
-    unapplied: AmountOut = Field(description="Overpayment kept as credit; it lowers exposure.")
+    applied: list[AllocationOut] = Field(description="In the account's currency.")
+    unapplied: AmountOut = Field(description="Overpayment kept as credit; it lowers exposure "
+                                             "(in the account's currency).")
     recorded_at: dt.datetime
 
 
@@ -109,6 +122,14 @@ class OpenItemsIn(RequestModel):
          "due_on": "2026-11-30"}]}]}}
 
 
+class ConvertedItemOut(ResponseModel):
+    invoice_id: str
+    amount: AmountOut
+    currency: str
+    converted_amount: AmountOut
+    fx_rate: RateOut
+
+
 class SnapshotOut(ResponseModel):
     customer_id: str
     open_receivables_before: AmountOut
@@ -119,6 +140,9 @@ class SnapshotOut(ResponseModel):
     unchanged: int
     unapplied_credit_cleared: AmountOut = Field(
         description="Unapplied payment credit replaced by the snapshot's own credit items.")
+    converted: list[ConvertedItemOut] = Field(
+        default_factory=list, description="The items not in the account's currency, as they "
+                                          "count in it.")
 
 
 def _fixed(places: int) -> PlainSerializer:

@@ -19,6 +19,8 @@ from app.customers.repository import apply_deltas
 from app.db.engine import Database
 from app.errors import Conflict, NotFound, Unprocessable
 from app.flows import auto_release
+from app.fx.convert import Conversion
+from app.fx.repository import conversion, rate_on
 from app.ids import new_id
 from app.metrics import Decided
 from app.money import ZERO, format_amount
@@ -33,6 +35,7 @@ from app.receivables.behaviour_service import (
 )
 from app.receivables.schemas import (
     AllocationOut,
+    ConvertedItemOut,
     InvoiceIn,
     InvoiceOut,
     OpenItemIn,
@@ -59,11 +62,18 @@ async def _account(conn: AsyncConnection, customer_id: str, today: dt.date) -> C
     return state
 
 
-def _same_currency(state: CreditState, currency: str) -> None:
-    if currency != state.account.currency:
-        raise Unprocessable(f"the account of {state.account.customer_id} is kept in "
-                            f"{state.account.currency}, not {currency}",
-                            code="currency_mismatch")
+def _document(conv: Conversion) -> dict[str, Any]:
+    """The document columns of a ledger row: what was sent, when it was converted."""
+    converted = conv.fx_rate is not None
+    return {"document_amount": conv.amount if converted else None,
+            "document_currency": conv.currency if converted else None,
+            "fx_rate": conv.fx_rate}
+
+
+def _converted(conv: Conversion) -> dict[str, Any]:
+    """The credit-file columns of a ledger document."""
+    return {"amount": conv.amount, "currency": conv.currency,
+            "converted_amount": conv.converted_amount, "fx_rate": conv.fx_rate}
 
 
 def _conflict(kind: str, key: str) -> Conflict:
@@ -78,25 +88,29 @@ async def post_invoice(db: Database, body: InvoiceIn, caller: Caller) -> Posted:
         existing = await repo.get_item(conn, body.invoice_id)
         if existing is not None:
             return Posted(_invoice_replay(existing, body), True, [])
-        _same_currency(state, body.currency)
-        consumed, released, order_status = await _consume(conn, body, now)
+        currency = state.account.currency
+        conv = await conversion(conn, body.amount, body.currency, currency,
+                                body.issued_on or today)
+        amount = conv.converted_amount
+        consumed, released, order_status = await _consume(conn, body, amount, now)
         result = InvoiceOut(
             invoice_id=body.invoice_id, customer_id=body.customer_id, amount=body.amount,
-            currency=body.currency, due_on=body.due_on, issued_on=body.issued_on,
-            order_id=body.order_id, reservation_consumed=consumed, order_status=order_status,
+            currency=body.currency, converted_amount=amount, fx_rate=conv.fx_rate,
+            due_on=body.due_on, issued_on=body.issued_on, order_id=body.order_id,
+            reservation_consumed=consumed, order_status=order_status,
             recorded_at=now).model_dump(mode="json")
         await repo.insert_items(conn, [{
             "customer_id": body.customer_id, "invoice_id": body.invoice_id,
-            "amount": body.amount, "open_amount": body.amount, "currency": body.currency,
+            "amount": amount, "open_amount": amount, "currency": currency,
             "due_on": body.due_on, "issued_on": body.issued_on, "order_id": body.order_id,
-            "origin": "invoice", "reservation_consumed": consumed, "response": result,
-            "created_at": now, "updated_at": now}])
-        await apply_deltas(conn, body.customer_id, now, receivables=body.amount,
+            "origin": "invoice", "reservation_consumed": consumed, **_document(conv),
+            "response": result, "created_at": now, "updated_at": now}])
+        await apply_deltas(conn, body.customer_id, now, receivables=amount,
                            orders=-(consumed + released))
-        await record_invoice(conn, body.customer_id, body.amount, body.issued_on, now, today)
+        await record_invoice(conn, body.customer_id, amount, body.issued_on, now, today)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.INVOICE_POSTED, actor=caller.name,
-            customer_id=body.customer_id, order_id=body.order_id,
+            customer_id=body.customer_id, order_id=body.order_id, **_converted(conv),
             details={"invoice_id": body.invoice_id, "amount": format_amount(body.amount),
                      "due_on": body.due_on.isoformat(),
                      "reservation_consumed": format_amount(consumed)})])
@@ -132,12 +146,18 @@ def _invoice_replay(existing: Any, body: InvoiceIn) -> dict[str, Any]:
             and original["order_id"] == body.order_id)
     if not same:
         raise _conflict("invoice", body.invoice_id)
-    return dict(original)
+    return _with_conversion(original)
 
 
-async def _consume(conn: AsyncConnection, body: InvoiceIn, now: dt.datetime
+def _with_conversion(response: dict[str, Any]) -> dict[str, Any]:
+    """A stored response; one stored before FX support was in the account's currency."""
+    return {"converted_amount": response["amount"], "fx_rate": None, **response}
+
+
+async def _consume(conn: AsyncConnection, body: InvoiceIn, amount: Decimal, now: dt.datetime
                    ) -> tuple[Decimal, Decimal, str | None]:
-    """(reservation consumed, remainder released, order status) for the invoice's order."""
+    """(reservation consumed, remainder released, order status) for the invoice's order;
+    `amount` is the invoice's in the account's currency, as the order's reservation is."""
     if body.order_id is None:
         return ZERO, ZERO, None
     order = await get_order(conn, body.order_id)
@@ -146,18 +166,19 @@ async def _consume(conn: AsyncConnection, body: InvoiceIn, now: dt.datetime
     if order.customer_id != body.customer_id:
         raise Conflict(f"order {body.order_id} belongs to another customer",
                        code="order_customer_mismatch")
-    invoiced = order.invoiced + body.amount
-    consumed = min(body.amount, order.reserved) if order.status in RESERVING else ZERO
+    invoiced = order.invoiced + amount
+    consumed = min(amount, order.reserved) if order.status in RESERVING else ZERO
     reserved = order.reserved - consumed
-    fully = invoiced >= order.amount and order.status in (*RESERVING, Status.HELD, Status.PREPAY)
+    fully = (invoiced >= order.converted_amount
+             and order.status in (*RESERVING, Status.HELD, Status.PREPAY))
     released = reserved if fully else ZERO
     values: dict[str, Any] = {"invoiced": invoiced, "reserved": reserved - released,
                               "updated_at": now}
     if fully:
         values.update(status=Status.INVOICED.value, expires_at=None)
         if order.status is Status.HELD:
-            await apply_deltas(conn, order.customer_id, now, held_amount=-order.amount,
-                               held_count=-1)
+            await apply_deltas(conn, order.customer_id, now,
+                               held_amount=-order.converted_amount, held_count=-1)
     await update_order(conn, order, **values)
     return consumed, released, (Status.INVOICED.value if fully else order.status.value)
 
@@ -170,25 +191,28 @@ async def post_payment(db: Database, body: PaymentIn, caller: Caller) -> Posted:
         existing = await repo.get_payment(conn, body.payment_id)
         if existing is not None:
             return Posted(_payment_replay(existing, body), True, [])
-        _same_currency(state, body.currency)
-        applied = await _allocate(conn, body, now)
-        unapplied = body.amount - sum((a.amount for a in applied), ZERO)
+        currency = state.account.currency
         received_on = body.received_on or today
+        conv = await conversion(conn, body.amount, body.currency, currency, received_on)
+        amount = conv.converted_amount
+        applied = await _allocate(conn, body, amount, now)
+        unapplied = amount - sum((a.amount for a in applied), ZERO)
         result = PaymentOut(
             payment_id=body.payment_id, customer_id=body.customer_id, amount=body.amount,
-            currency=body.currency, invoice_id=body.invoice_id, received_on=received_on,
-            applied=applied, unapplied=unapplied, recorded_at=now).model_dump(mode="json")
+            currency=body.currency, converted_amount=amount, fx_rate=conv.fx_rate,
+            invoice_id=body.invoice_id, received_on=received_on, applied=applied,
+            unapplied=unapplied, recorded_at=now).model_dump(mode="json")
         await repo.insert_payment(conn, {
             "customer_id": body.customer_id, "payment_id": body.payment_id,
-            "amount": body.amount, "currency": body.currency, "invoice_id": body.invoice_id,
-            "received_on": received_on, "unapplied": unapplied, "response": result,
-            "created_at": now})
-        await apply_deltas(conn, body.customer_id, now, receivables=-body.amount)
+            "amount": amount, "currency": currency, "invoice_id": body.invoice_id,
+            "received_on": received_on, "unapplied": unapplied, **_document(conv),
+            "response": result, "created_at": now})
+        await apply_deltas(conn, body.customer_id, now, receivables=-amount)
         await record_payment(conn, body.customer_id, body.payment_id, received_on, applied,
                              today)
         await add_entries(conn, [event_entry(
             entry_id=new_id(), at=now, event=Event.PAYMENT_RECEIVED, actor=caller.name,
-            customer_id=body.customer_id,
+            customer_id=body.customer_id, **_converted(conv),
             details={"payment_id": body.payment_id, "amount": format_amount(body.amount),
                      "applied": [{"invoice_id": a.invoice_id, "amount": format_amount(a.amount)}
                                  for a in applied],
@@ -203,20 +227,24 @@ def _payment_replay(existing: Any, body: PaymentIn) -> dict[str, Any]:
     # An omitted received_on means its default, the day the payment was first recorded (what
     # was stored for it then): the comparison is made with that default applied, so leaving
     # it out replays only a payment that was received on its recording day.
+    # The amount and currency compared are the document's as sent, not the converted ones.
     original = existing["response"]
     received_on = body.received_on or _recorded_on(original)
-    same = (existing["customer_id"] == body.customer_id and existing["amount"] == body.amount
-            and existing["currency"] == body.currency
+    sent = existing["document_currency"] is not None
+    same = (existing["customer_id"] == body.customer_id
+            and existing["document_amount" if sent else "amount"] == body.amount
+            and existing["document_currency" if sent else "currency"] == body.currency
             and existing["invoice_id"] == body.invoice_id
             and existing["received_on"] == received_on)
     if not same:
         raise _conflict("payment", body.payment_id)
-    return dict(original)
+    return _with_conversion(original)
 
 
-async def _allocate(conn: AsyncConnection, body: PaymentIn, now: dt.datetime
+async def _allocate(conn: AsyncConnection, body: PaymentIn, amount: Decimal, now: dt.datetime
                     ) -> list[AllocationOut]:
-    remaining = body.amount
+    """`amount` (the payment's, in the account's currency) applied to open items."""
+    remaining = amount
     applied: list[AllocationOut] = []
     changes: list[dict[str, Any]] = []
 
@@ -257,30 +285,29 @@ async def replace_open_items(conn: AsyncConnection, customer_id: str, items: lis
     transaction (an import applies many at once), and release what then fits."""
     state = await _account(conn, customer_id, today)
     currency = state.account.currency
-    wrong = [i.invoice_id for i in items if i.currency != currency]
-    if wrong:
-        raise Unprocessable(f"items not in {currency}: {', '.join(wrong[:10])}",
-                            code="currency_mismatch", extra={"invoice_ids": wrong[:100]})
     elsewhere = await repo.owners_elsewhere(conn, customer_id, (i.invoice_id for i in items))
     if elsewhere:
         raise Conflict("invoice ids belong to other customers: "
                        + ", ".join(sorted(elsewhere)[:10]),
                        extra={"invoice_ids": sorted(elsewhere)[:100]})
     known = await repo.items_of(conn, customer_id)
+    convs = await _convert_items(conn, items, known, currency, today)
     added, changed, new_rows, updates = [], [], [], []
     for item in items:
         row = known.get(item.invoice_id)
+        conv = convs[item.invoice_id]
+        amount = conv.converted_amount
         if row is None:
             added.append(item.invoice_id)
             new_rows.append({
                 "customer_id": customer_id, "invoice_id": item.invoice_id,
-                "amount": item.amount, "open_amount": item.amount, "currency": currency,
+                "amount": amount, "open_amount": amount, "currency": currency,
                 "due_on": item.due_on, "issued_on": None, "order_id": None,
-                "origin": "snapshot", "reservation_consumed": ZERO, "response": None,
-                "created_at": now, "updated_at": now})
-        elif row.open_amount != item.amount or row.due_on != item.due_on:
+                "origin": "snapshot", "reservation_consumed": ZERO, **_document(conv),
+                "response": None, "created_at": now, "updated_at": now})
+        elif row.open_amount != amount or row.due_on != item.due_on:
             changed.append(item.invoice_id)
-            updates.append({"invoice_id": item.invoice_id, "open_amount": item.amount,
+            updates.append({"invoice_id": item.invoice_id, "open_amount": amount,
                             "due_on": item.due_on, "updated_at": now})
     in_snapshot = {i.invoice_id for i in items}
     removed = sorted(i for i, r in known.items() if r.open_amount != ZERO
@@ -291,7 +318,7 @@ async def replace_open_items(conn: AsyncConnection, customer_id: str, items: lis
     await repo.set_open_amounts(conn, customer_id, updates)
     cleared = await repo.clear_unapplied(conn, customer_id)
     before = state.account.open_receivables
-    after = sum((i.amount for i in items), ZERO)
+    after = sum((c.converted_amount for c in convs.values()), ZERO)
     await apply_deltas(conn, customer_id, now, receivables=after - before, ledger_changed=True)
     await refresh_payment_index(conn, customer_id, today)
     await add_entries(conn, [event_entry(
@@ -306,4 +333,35 @@ async def replace_open_items(conn: AsyncConnection, customer_id: str, items: lis
     return SnapshotOut(customer_id=customer_id, open_receivables_before=before,
                        open_receivables_after=after, added=added, changed=changed,
                        removed=removed, unchanged=len(items) - len(added) - len(changed),
-                       unapplied_credit_cleared=cleared), decided
+                       unapplied_credit_cleared=cleared, converted=[
+                           ConvertedItemOut(invoice_id=i, amount=c.amount, currency=c.currency,
+                                            converted_amount=c.converted_amount,
+                                            fx_rate=c.fx_rate)
+                           for i, c in convs.items() if c.fx_rate is not None]), decided
+
+
+async def _convert_items(conn: AsyncConnection, items: list[OpenItemIn], known: dict[str, Any],
+                         currency: str, today: dt.date) -> dict[str, Conversion]:
+    """Each item as it counts in the account's currency, by invoice_id: at the latest rate on
+    or before its date (its invoice's issued_on, else the day it was first recorded, else
+    today); 422 fx_rate_missing naming every item without one."""
+    rates: dict[tuple[str, dt.date], Decimal | None] = {}
+    convs: dict[str, Conversion] = {}
+    missing: list[str] = []
+    for item in items:
+        rate = None
+        if item.currency != currency:
+            row = known.get(item.invoice_id)
+            on = today if row is None else row.issued_on or row.created_at.date()
+            if (item.currency, on) not in rates:
+                rates[item.currency, on] = await rate_on(conn, item.currency, currency, on)
+            rate = rates[item.currency, on]
+            if rate is None:
+                missing.append(item.invoice_id)
+                continue
+        convs[item.invoice_id] = Conversion.of(item.amount, item.currency, currency, rate)
+    if missing:
+        raise Unprocessable(f"no exchange rate into {currency} on or before the date of items "
+                            f"{', '.join(missing[:10])}", code="fx_rate_missing",
+                            extra={"invoice_ids": missing[:100]})
+    return convs

@@ -11,7 +11,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from app.db.columns import JsonDoc, Money, UTCDateTime, metadata, partial_index
+from app.db.columns import JsonDoc, Money, Rate, UTCDateTime, metadata, partial_index
 
 open_items = Table(
     "open_items",
@@ -26,6 +26,11 @@ open_items = Table(
     Column("order_id", String(64)),
     Column("origin", String(16), nullable=False),
     Column("reservation_consumed", Money, nullable=False),
+    # The document as sent when it is in another currency than the account's (amount and
+    # the money columns above are the account's currency, converted at fx_rate).
+    Column("document_amount", Money),
+    Column("document_currency", String(3)),
+    Column("fx_rate", Rate),
     Column("response", JsonDoc),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -47,6 +52,11 @@ payments = Table(
     Column("invoice_id", String(64)),
     Column("received_on", Date, nullable=False),
     Column("unapplied", Money, nullable=False),
+    # The document as sent when it is in another currency than the account's (amount and
+    # the money columns above are the account's currency, converted at fx_rate).
+    Column("document_amount", Money),
+    Column("document_currency", String(3)),
+    Column("fx_rate", Rate),
     Column("response", JsonDoc, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("customer_id", "payment_id"),

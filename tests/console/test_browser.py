@@ -5,6 +5,7 @@ or on a narrow window."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -64,6 +65,11 @@ def seed(base: str, keys: dict[str, str]) -> None:
         for cid, name in (("C1", "Acme Tools GmbH"), ("C2", "Initech Ltd")):
             call("PUT", f"/v1/customers/{cid}", {"name": name, "currency": "EUR",
                                                  "credit_limit": "1000"})
+        start = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)  # no headroom yet
+        call("PUT", "/v1/customers/C1/securities/BG-1", {
+            "kind": "bank_guarantee", "amount": "5000", "currency": "EUR",
+            "valid_from": start.isoformat(),
+            "valid_until": (start + dt.timedelta(days=365)).isoformat()})
         for oid, amount in (("O1", "1100"), ("O2", "1150")):
             decided = call("POST", "/v1/credit-checks", {
                 "order_id": oid, "customer_id": "C1", "amount": amount, "currency": "EUR"},
@@ -99,6 +105,9 @@ async def test_a_controllers_day_in_the_console(api: Any, server: str, browser: 
     bar = page.locator("svg.exposure-bar")
     assert await bar.get_attribute("data-exposure") == "0.0000"
     assert "Held (not reserved) 2,250.00 EUR" in await page.locator("#exposure").inner_text()
+    security = await page.locator("#security-BG-1").inner_text()
+    assert "Bank guarantee" in security and "not yet valid" in security
+    assert "Not in a credit group." in await page.locator("#group").inner_text()
 
     # Release both held orders in one action.
     await page.get_by_role("link", name="Holds").click()

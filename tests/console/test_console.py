@@ -223,6 +223,63 @@ async def test_dashboard_and_customer_page_show_the_figures(api, controller):
     assert missing.status_code == 404 and "no credit account NOPE" in missing.text
 
 
+async def test_the_customer_page_shows_securities_and_the_group(api, controller, db):
+    await account(api, "C1", "1000")
+    await account(api, "C2", "2000")
+    async with db.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO credit_groups (group_id, name, currency, credit_limit, blocked,"
+            " open_receivables, open_orders, member_count, version, created_at, updated_at)"
+            " VALUES ('G1', 'Acme Group', 'EUR', 2500, false, 0, 0, 0, 1, now(), now())"))
+        await conn.execute(text(
+            "UPDATE accounts SET group_id = 'G1' WHERE customer_id IN ('C1', 'C2')"))
+    for sid, start, end in (("S-INS", -5, 60), ("S-LC", 10, 90)):
+        r = await api.put(f"/v1/customers/C1/securities/{sid}", {
+            "kind": "credit_insurance" if sid == "S-INS" else "letter_of_credit",
+            "amount": "500", "currency": "EUR", "valid_from": days(start),
+            "valid_until": days(end), "provider": "Allianz Trade"})
+        assert r.status_code == 201, r.text
+    assert (await check(api, "O1", "300"))["outcome"] == "approve"
+    await invoice(api, "I1", "200", customer_id="C2")
+    page = await controller.get("/console/customers/C1")
+    assert page.status_code == 200
+    html = page.text
+    insurance = html[html.index('id="security-S-INS"'):html.index('id="security-S-LC"')]
+    assert "Credit insurance" in insurance and "500.00 EUR" in insurance
+    assert f"{days(-5)} to {days(60)}" in insurance and "<td>valid</td>" in insurance
+    credit = html[html.index('id="security-S-LC"'):]
+    assert "Letter of credit" in credit and "not yet valid" in credit
+    assert "(incl. secured 500.00)" in html  # in the effective limit of 1,500.00
+    assert "1,500.00 EUR" in html
+    assert '<strong id="group-id">G1</strong> (Acme Group)' in html
+    assert "2,500.00 EUR" in html  # the group's limit
+    assert '<dd id="group-exposure">500.00 EUR</dd>' in html  # C1's order + C2's invoice
+    assert "2,000.00 EUR" in html  # what the group has left
+    other = await controller.get("/console/customers/C2")
+    assert "No securities." in other.text and "G1" in other.text
+    await account(api, "C3", "100")
+    alone = await controller.get("/console/customers/C3")
+    assert "Not in a credit group." in alone.text
+
+
+async def test_the_dashboard_counts_securities_in_the_limit(api, controller, db):
+    await account(api, "C1", "1000")
+    async with db.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO fx_rates (from_currency, to_currency, as_of, rate, actor, updated_at)"
+            " VALUES ('USD', 'EUR', CURRENT_DATE - 1, 1.5, 'test', now())"))
+    for sid, currency, amount in (("S1", "EUR", "500"), ("S2", "USD", "100")):
+        r = await api.put(f"/v1/customers/C1/securities/{sid}", {
+            "kind": "collateral", "amount": amount, "currency": currency,
+            "valid_from": days(-1), "valid_until": days(30)})
+        assert r.status_code == 201, r.text
+    assert (await check(api, "O1", "1300"))["outcome"] == "approve"  # 1300 of 1650
+    board = await controller.get("/console/")
+    assert "Nobody is over their limit." in board.text
+    top = board.text[board.text.index('id="top-util"'):board.text.index('id="top-exp"')]
+    assert "1,650.00 EUR" in top and "78.8 %" in top
+
+
 # ---- policies --------------------------------------------------------------------------------
 
 POLICY = {"hold_band": "0.10", "max_days_past_due": "30", "prepay_days_past_due": "90",

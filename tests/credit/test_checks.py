@@ -117,11 +117,11 @@ async def test_same_order_id_different_body_is_a_conflict(api):
     assert (await events(api)).count("credit_check") == 1
 
 
-async def test_wrong_currency_is_rejected_and_leaves_no_trace(api):
+async def test_a_currency_without_a_rate_is_rejected_and_leaves_no_trace(api):
     await account(api, limit="10000")
     r = await api.post("/v1/credit-checks", {"order_id": "O1", "customer_id": "C1",
                                              "amount": "10", "currency": "USD"})
-    assert r.status_code == 422 and r.json()["code"] == "currency_mismatch"
+    assert r.status_code == 422 and r.json()["code"] == "fx_rate_missing"
     assert (await api.get("/v1/orders/O1")).status_code == 404
     assert (await exposure(api))["open_orders"] == "0.00"
     assert await events(api) == ["account_created"]

@@ -17,9 +17,9 @@ async def _snapshot_buffers(url: str, customer_id: str) -> tuple[int, str]:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await conn.execute("ANALYZE open_items")
-        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today())  # warm
+        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today(), "EUR")  # warm
         raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + SNAPSHOT,
-                                  customer_id, "NEW-ORDER", clock.today())
+                                  customer_id, "NEW-ORDER", clock.today(), "EUR")
     finally:
         await conn.close()
     plan: dict[str, Any] = json.loads(raw)[0]["Plan"]

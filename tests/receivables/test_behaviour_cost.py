@@ -27,9 +27,9 @@ async def _snapshot_buffers(url: str, customer_id: str) -> tuple[int, str]:
         # What autovacuum does in production: the paid items leave the partial index.
         await conn.execute("VACUUM ANALYZE open_items")
         await conn.execute("VACUUM ANALYZE accounts")
-        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today())  # warm
+        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today(), "EUR")  # warm
         raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + SNAPSHOT,
-                                  customer_id, "NEW-ORDER", clock.today())
+                                  customer_id, "NEW-ORDER", clock.today(), "EUR")
     finally:
         await conn.close()
     plan: dict[str, Any] = json.loads(raw)[0]["Plan"]

@@ -178,7 +178,7 @@ async def test_snapshot_frees_headroom_for_held_orders(api):
     assert auto["decision"]["amount"] == "200.00"
 
 
-async def test_snapshot_refuses_ids_of_other_customers_and_wrong_currency(api):
+async def test_snapshot_refuses_ids_of_other_customers_and_unconvertible_currency(api):
     await account(api, limit="1000")
     await account(api, "C2", limit="1000")
     await invoice(api, "I1", "10", customer_id="C2")
@@ -188,7 +188,7 @@ async def test_snapshot_refuses_ids_of_other_customers_and_wrong_currency(api):
     assert "I1" in r.json()["detail"]
     r = await api.put("/v1/customers/C1/open-items",
                       {"items": [{**item, "invoice_id": "X", "currency": "USD"}]}, role="ledger")
-    assert r.status_code == 422 and r.json()["code"] == "currency_mismatch"
+    assert r.status_code == 422 and r.json()["code"] == "fx_rate_missing"  # no USD/EUR rate
     assert r.json()["invoice_ids"] == ["X"]
     dup = await api.put("/v1/customers/C1/open-items", {"items": [item, item]}, role="ledger")
     assert dup.status_code == 422, dup.text

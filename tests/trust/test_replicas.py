@@ -11,6 +11,9 @@ The promises under test (DESIGN.md, Invariant and Idempotency):
   exposure every replica reports is the sum of what the orders reserve, and, recomputed from
   the line items alone, open receivables plus what automatic approvals reserve (everything
   but manual releases) stay within the effective limit.
+- 300 concurrent checks spread over ten members of one credit group: exactly
+  floor(group headroom / amount) approved when the group's limit binds, floor(limit /
+  amount) per member when theirs do; the group's exposure is its members' sum.
 - A retry storm of one credit check (50 concurrent + 50 sequential copies over the replicas)
   makes one reservation and one decision, and every reply is the same.
 """
@@ -247,7 +250,11 @@ async def test_300_concurrent_checks_over_300_customers(cluster: Cluster, clean_
     worker's pool of 3 and is answered, none refused by PostgreSQL."""
     limit, amount = D("1000.00"), D("400.00")
     customers = [f"SPREAD-{i:03d}" for i in range(300)]
-    await asyncio.gather(*(_account(cluster, c, str(limit)) for c in customers))
+    # Set-up, not the burst under test: an account PUT is ~8 statements (lock, insert, credit
+    # file, alerts, events), and 300 at once would queue past the pool's wait on 2 cores.
+    for start in range(0, len(customers), 30):
+        await asyncio.gather(*(_account(cluster, c, str(limit))
+                               for c in customers[start:start + 30]))
 
     async def one(i: int, suffix: str) -> httpx.Response:
         return await cluster.request("POST", "/v1/credit-checks", role="order-entry",
@@ -299,6 +306,94 @@ async def test_a_fourth_replica_is_ready_within_10_s_after_a_burst(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'creditgate'"))
     print(f"\nfourth replica ready {ready:.2f} s after a 300-check burst; creditgate holds "
           f"{in_use} PostgreSQL connections with three replicas")
+
+
+# -- sister companies: ten members of one credit group --------------------------------------
+
+
+async def _group(cluster: Cluster, group_id: str, limit: str, members: list[str],
+                 member_limit: str) -> None:
+    await cluster.ok("PUT", f"/v1/groups/{group_id}", role="controller", json={
+        "name": f"Group {group_id}", "currency": "EUR", "credit_limit": limit})
+    for member in members:
+        await cluster.ok("PUT", f"/v1/customers/{member}", role="controller", json={
+            "name": f"Member {member}", "currency": "EUR", "credit_limit": member_limit,
+            "group_id": group_id})
+
+
+async def _sisters_race(cluster: Cluster, members: list[str], amount: D, prefix: str
+                        ) -> tuple[list[dict[str, Any]], list[httpx.Response], float]:
+    async def one(i: int) -> httpx.Response:
+        return await cluster.request("POST", "/v1/credit-checks", role="order-entry",
+                                     replica=i % REPLICAS, json={
+                                         "order_id": f"{prefix}-{i}",
+                                         "customer_id": members[i % len(members)],
+                                         "amount": str(amount), "currency": "EUR"})
+
+    started = time.perf_counter()
+    responses = list(await asyncio.gather(*(one(i) for i in range(300))))
+    elapsed = time.perf_counter() - started
+    assert [r.status_code for r in responses if r.status_code != 201] == [], [
+        (r.status_code, r.text[:200]) for r in responses if r.status_code != 201][:5]
+    return [r.json() for r in responses], responses, elapsed
+
+
+async def _group_adds_up(cluster: Cluster, db: Database, group_id: str, members: list[str]
+                         ) -> dict[str, Any]:
+    group = await cluster.ok("GET", f"/v1/groups/{group_id}/exposure")
+    exposures = [await cluster.ok("GET", f"/v1/customers/{m}/exposure") for m in members]
+    assert D(group["open_orders"]) == sum(D(e["open_orders"]) for e in exposures), group
+    assert D(group["open_receivables"]) == sum(D(e["open_receivables"]) for e in exposures)
+    await _no_drift(db)
+    return group
+
+
+async def test_sister_companies_never_over_approve_their_group(cluster: Cluster,
+                                                               clean_db: Database):
+    """300 concurrent checks over ten members whose group limit binds long before their own:
+    every check serialises on the group row first, then the member's, so the group is
+    approved exactly up to its limit, and no two checks deadlock on each other's rows."""
+    members = [f"SIS-{i}" for i in range(10)]
+    group_limit, receivable, amount = D("50000.00"), D("1234.56"), D("850.00")
+    await _group(cluster, "SISTERS", str(group_limit), members, "100000.00")
+    await _invoice(cluster, members[3], "SIS-INV", str(receivable))
+    approvals = int((group_limit - receivable) // amount)
+
+    decisions, responses, elapsed = await _sisters_race(cluster, members, amount, "SIS")
+
+    await _no_5xx(clean_db, responses)
+    outcomes = Counter(d["outcome"] for d in decisions)
+    assert outcomes == {"approve": approvals, "hold": 300 - approvals}, outcomes
+    for d in decisions:
+        g = d["group"]
+        assert g["group_id"] == "SISTERS"
+        if d["outcome"] == "approve":  # it fitted the group when it was made
+            assert D(g["exposure"]) + amount <= D(g["effective_limit"]), d
+        else:
+            assert [r["code"] for r in d["reasons"]] == ["GROUP_OVER_LIMIT"], d
+    group = await _group_adds_up(cluster, clean_db, "SISTERS", members)
+    assert D(group["exposure"]) == receivable + approvals * amount <= group_limit, group
+    print(f"\n300 concurrent checks over 10 sister companies, {REPLICAS} replicas x 2 workers: "
+          f"{elapsed:.2f} s, {approvals} approved up to the group limit")
+
+
+async def test_sister_companies_own_limits_binding_first(cluster: Cluster, clean_db: Database):
+    """The same race where each member's own limit binds first: each gets exactly
+    floor(limit / amount) approvals and the group sums them."""
+    members = [f"OWN-{i}" for i in range(10)]
+    member_limit, amount = D("5000.00"), D("850.00")
+    await _group(cluster, "OWNLIMITS", "1000000.00", members, str(member_limit))
+    each = int(member_limit // amount)
+
+    decisions, responses, _ = await _sisters_race(cluster, members, amount, "OWN")
+
+    await _no_5xx(clean_db, responses)
+    by_member = Counter(d["customer_id"] for d in decisions if d["outcome"] == "approve")
+    assert by_member == dict.fromkeys(members, each), by_member
+    assert all(d["reasons"][0]["code"] == "OVER_LIMIT"
+               for d in decisions if d["outcome"] != "approve")
+    group = await _group_adds_up(cluster, clean_db, "OWNLIMITS", members)
+    assert D(group["open_orders"]) == 10 * each * amount, group
 
 
 # -- retry storm -----------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""The per-customer serialisation point: the account row, and its credit group's row first.
+
+Every change of a member's exposure also changes its group's (the trigger of migration 0012),
+so every writer takes the two row locks in one order, group then account: sister companies'
+transactions queue on the group row and can never deadlock on each other's accounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.engine import DriverSQL
+
+# The group is locked in the WHERE clause's one-time filter, which runs before the account row
+# is scanned, let alone locked. $1 customer. Answers the account's group_id as of the lock and
+# the group that was locked; they differ only when the account moved meanwhile.
+LOCK_ACCOUNT = """WITH g AS (
+    SELECT group_id FROM credit_groups
+    WHERE group_id = (SELECT group_id FROM accounts WHERE customer_id = $1::text)
+    FOR UPDATE)
+SELECT a.group_id, (SELECT min(group_id) FROM g) AS locked_group FROM accounts a
+WHERE a.customer_id = $1::text AND (SELECT count(*) FROM g) >= 0
+FOR UPDATE OF a"""
+LOCK_GROUP = "SELECT 1 FROM credit_groups WHERE group_id = $1::text FOR UPDATE"
+
+
+async def lock_account(conn: AsyncConnection, customer_id: str) -> bool:
+    """Lock the customer's group row, then its account row; False when there is no account."""
+    row = await locked(DriverSQL(conn), customer_id)
+    return row is not None
+
+
+async def locked(pg: Any, customer_id: str) -> Any:
+    """LOCK_ACCOUNT on an asyncpg-like connection (`fetchrow`); the row, or None."""
+    row = await pg.fetchrow(LOCK_ACCOUNT, customer_id)
+    if row is not None and row["group_id"] is not None and row["group_id"] != row["locked_group"]:
+        # Moved into this group while the lock was waited for: lock it too. The order is
+        # reversed here, which only a move racing a check of the same member can meet; the
+        # database then breaks the deadlock and the check is retried (app/credit/service.py).
+        await pg.fetchrow(LOCK_GROUP, row["group_id"])
+    return row
