@@ -130,7 +130,7 @@ class Seed:
                 cid, ulid(created + dt.timedelta(minutes=5)), created + dt.timedelta(minutes=5),
                 "order_cancelled", ACTOR, oid, None, None, None, None, None, None, None, None,
                 None, json.dumps({"released": str(amount)}), None))
-        self.orders.append((cid, oid, status, amount, amount, "EUR", "erp", reserved,
+        self.orders.append((cid, oid, status, amount, amount, "EUR", amount, "erp", reserved,
                             Decimal(0), False, entry_id, dispatch_id, expires, created, created))
         return reserved, held
 
@@ -219,8 +219,9 @@ ITEM_COLS = ["customer_id", "invoice_id", "amount", "open_amount", "currency", "
              "issued_on", "order_id", "origin", "reservation_consumed", "response",
              "created_at", "updated_at"]
 ORDER_COLS = ["customer_id", "order_id", "status", "amount", "requested_amount", "currency",
-              "channel", "reserved", "invoiced", "released", "entry_decision_id",
-              "dispatch_decision_id", "expires_at", "created_at", "updated_at"]
+              "converted_amount", "channel", "reserved", "invoiced", "released",
+              "entry_decision_id", "dispatch_decision_id", "expires_at", "created_at",
+              "updated_at"]
 ENTRY_COLS = ["customer_id", "entry_id", "at", "event", "actor", "order_id", "outcome",
               "reasons", "amount", "currency", "open_receivables", "open_orders",
               "effective_limit", "available", "expires_at", "details", "note"]
