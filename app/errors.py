@@ -146,6 +146,13 @@ async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
                        headers={"Retry-After": "1"})
     if is_schema_outdated(exc):
         return _schema_outdated(exc)
+    if is_deadlock(exc):
+        # Rolled back whole by the database; every write is idempotent by its natural key.
+        log.warning("deadlock broken by the database: %s", type(exc).__name__)
+        return problem(503, "busy", "Service busy",
+                       "a concurrent change of the same customers got in the way; retry with "
+                       "the same request: nothing of this one was recorded",
+                       headers={"Retry-After": "1"})
     return await _unexpected(request, exc)
 
 
@@ -278,11 +285,7 @@ def install(app: FastAPI) -> None:
         server_log.addFilter(_WithoutMessages())
 
 
+
 def is_deadlock(exc: BaseException) -> bool:
     """True when PostgreSQL broke a deadlock by failing this transaction (40P01)."""
-    orig: BaseException | None = exc
-    while orig is not None:
-        if str(getattr(orig, "sqlstate", "") or "") == "40P01":
-            return True
-        orig = getattr(orig, "orig", None) or orig.__cause__
-    return False
+    return sqlstate(exc) == "40P01"

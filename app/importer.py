@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from app import clock
 from app.auth.roles import Caller, Role
+from app.customers.locking import lock_groups_of
 from app.db.engine import Database
 from app.errors import AppError
 from app.fields import ID_PATTERN
@@ -136,7 +137,9 @@ async def apply_items(db: Database, parsed: OpenItemsFile) -> list[str]:
     summary: list[str] = []
     try:
         async with db.begin() as conn:
-            for customer_id in sorted(groups):  # a fixed lock order: no deadlocks
+            # A fixed lock order, as every writer's: credit groups, then accounts.
+            await lock_groups_of(conn, sorted(groups))
+            for customer_id in sorted(groups):
                 result, _released = await replace_open_items(
                     conn, customer_id, groups[customer_id], IMPORTER, today=today, now=now,
                     ttl_days=db.settings.reservation_ttl_days)

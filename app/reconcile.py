@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
-from app.customers.locking import lock_account
+from app.customers.locking import lock_account, lock_groups_of
 from app.customers.repository import set_payment_index
 from app.customers.tables import accounts
 from app.db.engine import touch
@@ -218,6 +218,10 @@ async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
     """Set drifted aggregates to their recomputed values, the accounts' before the groups';
     returns how many were fixed."""
     fixed = 0
+    # The lock order of every writer: the groups of the customers repaired, then accounts.
+    groups = [d for d in drift if d.aggregate.startswith("group ")]
+    await lock_groups_of(conn, [d.customer_id for d in drift if d not in groups],
+                         [d.customer_id for d in groups])  # Drift.customer_id: the group
     for buckets in (PAYMENT_DAYS, INVOICED_DAYS):
         mine = [d for d in drift if d.aggregate.startswith(buckets.table + " ")]
         if mine:
@@ -234,7 +238,6 @@ async def repair(conn: AsyncConnection, drift: list[Drift]) -> int:
                                .values({d.aggregate: d.recomputed}))
             touch(d.customer_id)
             fixed += 1
-    groups = [d for d in drift if d.aggregate.startswith("group ")]
     for group_id in sorted({d.customer_id for d in groups}):
         await _repair_group(conn, group_id)
     return fixed + len(groups)

@@ -27,6 +27,7 @@ from app.db.engine import Database, DriverSQL, touch
 from app.errors import Conflict, is_database_unavailable, is_deadlock
 from app.events.outbox import count_emitted
 from app.fx.convert import missing_rate
+from app.fx.repository import rate_on
 from app.ids import new_id
 from app.metrics import Decided
 from app.monitoring.service import raise_alert
@@ -60,7 +61,11 @@ async def _dry_run(db: Database, cache: Cache | None, req: CreditCheckIn, caller
                    ) -> CheckResult:
     today = clock.today()
     state = await read_state(db, cache, req.customer_id, today)
-    plan = _plan(db, sql.Read(state, None), req, caller, today, guarded=False)
+    rate = None
+    if state is not None and req.currency != state.account.currency:
+        async with db.autocommit() as conn:
+            rate = await rate_on(conn, req.currency, state.account.currency, today)
+    plan = _plan(db, sql.Read(state, None, fx_rate=rate), req, caller, today, guarded=False)
     return CheckResult(render_decision(plan.entry(), dry_run=True), False, [])
 
 
@@ -72,8 +77,9 @@ async def _reserve(db: Database, req: CreditCheckIn, caller: Caller) -> CheckRes
         except Exception as exc:
             if not is_deadlock(exc):
                 raise
-            # Only a move between groups racing a check of that member can deadlock
-            # (app/customers/locking.py); the database rolled this one back, so again.
+            # A member that moved into a group while its lock was awaited has its group locked
+            # after its account (app/customers/locking.py), which can deadlock; the database
+            # rolled this one back, so once more.
             result = await _attempt(db, req, caller, locked=True)
     assert result is not None, "a write under the row lock has no guard to fail"
     return result

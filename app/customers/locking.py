@@ -24,12 +24,25 @@ SELECT a.group_id, (SELECT min(group_id) FROM g) AS locked_group FROM accounts a
 WHERE a.customer_id = $1::text AND (SELECT count(*) FROM g) >= 0
 FOR UPDATE OF a"""
 LOCK_GROUP = "SELECT 1 FROM credit_groups WHERE group_id = $1::text FOR UPDATE"
+# Many customers in one transaction (a batch of the sweep, an import, a repair): all their
+# groups first, in group order; then their accounts, each in customer order.
+LOCK_GROUPS_OF = """SELECT group_id FROM credit_groups
+WHERE group_id IN (SELECT group_id FROM accounts WHERE customer_id = ANY($1::text[]))
+   OR group_id = ANY($2::text[])
+ORDER BY group_id FOR UPDATE"""
 
 
 async def lock_account(conn: AsyncConnection, customer_id: str) -> bool:
     """Lock the customer's group row, then its account row; False when there is no account."""
     row = await locked(DriverSQL(conn), customer_id)
     return row is not None
+
+
+async def lock_groups_of(conn: AsyncConnection, customer_ids: list[str],
+                         group_ids: list[str] | None = None) -> None:
+    """Lock the credit groups of these customers (and these groups), in group order, before
+    any of their accounts (LOCK_GROUPS_OF)."""
+    await conn.exec_driver_sql(LOCK_GROUPS_OF, (customer_ids, group_ids or []))
 
 
 async def locked(pg: Any, customer_id: str) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy import (
 
 from app.db.columns import Money, UTCDateTime, metadata, partial_index
 
+# Pages are filled to 85 % (migration 0013): a check's update stays on its page.
 accounts = Table(
     "accounts",
     metadata,

@@ -43,9 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock
 from app.credit.policy import PolicyParams
+from app.customers.locking import lock_groups_of
 from app.customers.tables import accounts
 from app.db.engine import Database, touch
-from app.groups.tables import credit_groups
 from app.monitoring.alerts import WARN_DAYS
 from app.monitoring.service import Evaluated, evaluate_many
 from app.monitoring.tables import monitor_sweeps
@@ -111,15 +111,10 @@ SELECT DISTINCT customer_id FROM payments
 WHERE received_on >= :since - 366 AND received_on < :today - 364
 """).bindparams(bindparam("today", type_=Date), bindparam("since", type_=Date))
 
-_IDS = bindparam("ids", type_=ARRAY(String))
 # Every writer locks a member's credit group before its account (app/customers/locking.py):
 # a batch takes its groups first, in group order, then its accounts, in customer order.
-_LOCK_GROUPS = (select(credit_groups.c.group_id)
-                .where(credit_groups.c.group_id.in_(
-                    select(accounts.c.group_id).where(accounts.c.customer_id == any_(_IDS))))
-                .order_by(credit_groups.c.group_id).with_for_update())
 _LOCK = (select(accounts.c.customer_id)
-         .where(accounts.c.customer_id == any_(_IDS))
+         .where(accounts.c.customer_id == any_(bindparam("ids", type_=ARRAY(String))))
          .order_by(accounts.c.customer_id).with_for_update())
 
 Refresh = Callable[[AsyncConnection, str, dt.date], Awaitable[Any]]
@@ -168,7 +163,7 @@ async def sweep(db: Database, *, today: dt.date | None = None, now: dt.datetime 
     total = Evaluated()
     for start in range(0, len(ids), size):
         async with db.begin() as conn:
-            await conn.execute(_LOCK_GROUPS, {"ids": ids[start:start + size]})
+            await lock_groups_of(conn, ids[start:start + size])
             locked = list((await conn.execute(_LOCK, {"ids": ids[start:start + size]}))
                           .scalars().all())
             if refresh is not None:

@@ -96,9 +96,12 @@ async def amend(db: Database, order_id: str, new_amount: Decimal, caller: Caller
         if converted < order.invoiced:
             raise Conflict(f"{order_id} is already invoiced for {order.invoiced}; the amount "
                            "cannot go below that", code="amount_below_invoiced")
-        change = amendment(order.converted_amount, converted, order.reserved, order.invoiced)
-        if change is None:
+        if new_amount == order.amount:
             return Change(await render_order(conn, order))
+        change = amendment(order.converted_amount, converted, order.reserved, order.invoiced)
+        if change is None:  # the same in the account's currency: only the document moves
+            await update_order(conn, order, amount=new_amount, updated_at=now)
+            return Change(await refreshed(conn, order))
         if isinstance(change, Decrease):
             return await _decrease(conn, db, order, new_amount, converted, change, caller,
                                    today, now)
@@ -159,7 +162,8 @@ async def dispatch(db: Database, order_id: str, caller: Caller) -> Change:
             raise Conflict(f"order {order_id} is {order.status.value}; only approved orders "
                            "can be dispatched", code="not_dispatchable")
         state = _needs_account(state, order)
-        decision = dispatch_decision(state, order.reserved, order.amount, order.released, today)
+        decision = dispatch_decision(state, order.reserved, order.converted_amount,
+                                     order.released, today)
         entry = decision_entry(
             entry_id=new_id(), at=now, event=Event.DISPATCH_CHECK, actor=caller.name,
             customer_id=order.customer_id, order_id=order_id, decision=decision,

@@ -59,18 +59,20 @@ def redecide(inputs: dict[str, Any], amount: Decimal, policy: PolicyParams) -> D
     """A stored decision's inputs, decided again under `policy` (pure)."""
     state = state_from_doc(inputs)
     today = dt.date.fromisoformat(inputs["today"])
-    return evaluate(state.account.terms, policy, state.account.exposure, state.overdue, amount,
-                    today, payment_index=state.account.payment_index)
+    return evaluate(state.terms, policy, state.account.exposure, state.overdue, amount,
+                    today, payment_index=state.account.payment_index, group=state.group)
 
 
 def simulate_rows(rows: Iterator[Any], policy: PolicyParams) -> Simulation:
     """The simulation over stored check entries (pure: no I/O)."""
     result = Simulation()
     for row in rows:
-        decision = redecide(row.inputs, row.amount, policy)
+        # What the decision was taken on: the amount in the account's currency.
+        amount = row.amount if row.converted_amount is None else row.converted_amount
+        decision = redecide(row.inputs, amount, policy)
         result.decisions += 1
-        result.current.add(row.outcome, row.amount)
-        result.proposed.add(decision.outcome.value, row.amount)
+        result.current.add(row.outcome, amount)
+        result.proposed.add(decision.outcome.value, amount)
         if decision.outcome.value != row.outcome:
             result.changed_count += 1
             if len(result.changed) < MAX_CHANGED:
@@ -101,7 +103,8 @@ async def simulate(conn: AsyncConnection, risk_class: str, policy: PolicyParams,
 def _page(risk_class: str, lower: dt.datetime, upper: dt.datetime,
           after: tuple[dt.datetime, str, str] | None) -> Any:
     f = credit_file.c
-    stmt = (select(f.entry_id, f.order_id, f.customer_id, f.amount, f.outcome, f.inputs, f.at)
+    stmt = (select(f.entry_id, f.order_id, f.customer_id, f.amount, f.converted_amount,
+                   f.outcome, f.inputs, f.at)
             .where(f.event == Event.CREDIT_CHECK, f.at >= lower, f.at < upper,
                    f.inputs.is_not(None),
                    f.inputs["account"]["risk_class"].astext == risk_class))

@@ -98,3 +98,25 @@ async def test_an_amendment_counts_at_the_rate_the_order_was_checked_at(api):
     assert (down.json()["order"]["converted_amount"], down.json()["order"]["reserved"]) == (
         "300.00", "300.00")
     assert (await exposure(api))["open_orders"] == "300.00"
+
+
+async def test_a_dry_run_in_another_currency_is_converted_too(api):
+    await account(api, limit="1000")
+    await rate(api, "USD/EUR", "0.5", days(0))
+    r = await api.post("/v1/credit-checks", {"order_id": "D1", "customer_id": "C1",
+                                             "amount": "1800", "currency": "USD",
+                                             "dry_run": True}, role="order-entry")
+    assert r.status_code == 200, r.text
+    assert (r.json()["outcome"], r.json()["converted_amount"]) == ("approve", "900.00")
+
+
+async def test_dispatch_compares_the_converted_order_with_the_maximum(api):
+    await account(api, limit="100000", max_order_amount="1000")
+    await rate(api, "JPY/EUR", "0.006", days(0))
+    d = await api.post("/v1/credit-checks", {"order_id": "J1", "customer_id": "C1",
+                                             "amount": "150000", "currency": "JPY"},
+                       role="order-entry")
+    assert d.json()["outcome"] == "approve", d.text  # 900 EUR, below the 1000 maximum
+    r = await api.post("/v1/orders/J1/dispatch-check", role="warehouse")
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "approve", r.text

@@ -156,3 +156,14 @@ def test_the_cached_state_keeps_group_and_securities():
     s = replace(member("A", group(orders="12.5")),
                 securities=(Security(D("700.1234"), TODAY, TODAY),))
     assert state_from_doc(state_to_doc(s)) == s
+
+
+def test_a_deadlock_is_told_apart_down_the_chain_of_causes():
+    from app.errors import is_deadlock
+
+    class Broken(Exception):
+        sqlstate = "40P01"
+
+    outer = RuntimeError("wrapped")
+    outer.__cause__ = Broken()
+    assert is_deadlock(outer) and not is_deadlock(RuntimeError("other"))

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app.db.engine import Database
 from app.reconcile import Drift, find_drift, repair
 from tests.api import Api
-from tests.helpers import account, check, history, invoice, order, pay
+from tests.helpers import account, check, days, history, invoice, order, pay
 
 GROUP = {"name": "Acme Holding", "currency": "EUR", "credit_limit": "1000"}
 
@@ -274,3 +274,34 @@ async def test_reconcile_finds_and_repairs_group_drift(api: Api, db: Database) -
         assert await find_drift(conn) == []
     ex = await group_exposure(api)
     assert (ex["open_receivables"], ex["open_orders"]) == ("100.00", "20.00")
+
+
+async def test_a_simulation_redecides_a_members_check_with_its_group(api):
+    """The group's hold, and an approval converted from another currency, stay as they were
+    under the very same policy (the inputs keep the group; the amount is the converted one)."""
+    assert (await api.put("/v1/groups/SIMG", {"name": "Sim", "currency": "EUR",
+                                               "credit_limit": "1000"})).status_code == 201
+    for member in ("SIM1", "SIM2"):
+        r = await api.put(f"/v1/customers/{member}", {
+            "name": member, "currency": "EUR", "credit_limit": "5000", "group_id": "SIMG"})
+        assert r.status_code == 201, r.text
+    assert (await api.put("/v1/fx-rates/USD/EUR", {"rate": "0.5", "as_of": days(0)})
+            ).status_code == 201
+
+    async def checked(order_id: str, customer_id: str, amount: str, currency: str) -> str:
+        r = await api.post("/v1/credit-checks", {"order_id": order_id, "customer_id": customer_id,
+                                                 "amount": amount, "currency": currency},
+                           role="order-entry")
+        assert r.status_code == 201, r.text
+        return str(r.json()["outcome"])
+
+    assert await checked("SIM-A", "SIM1", "1800", "USD") == "approve"  # 900 of the 1000
+    assert await checked("SIM-B", "SIM2", "150", "EUR") == "hold"  # GROUP_OVER_LIMIT
+    policy = {"prepay_required": False, "hold_band": "0.20", "max_days_past_due": 30,
+              "prepay_days_past_due": 90, "overdue_tolerance": "0"}
+    r = await api.post("/v1/policies/unrated/simulate",
+                       {"policy": policy, "from": days(0), "to": days(0)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["decisions"], body["changed_count"]) == (2, 0), body
+    assert body["current"]["amount_approved"] == "900.00", body
