@@ -18,7 +18,7 @@ async def load_locked(conn: AsyncConnection, customer_id: str, today: dt.date
                       ) -> CreditState | None:
     """Lock the group and account rows (app/customers/locking.py) and read the credit state
     afresh; None if unknown."""
-    if not await lock_account(conn, customer_id):
+    if await lock_account(conn, customer_id) is None:
         return None
     return await load_state(conn, customer_id, today)
 

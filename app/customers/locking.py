@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.engine import DriverSQL
 
 # The group is locked in the WHERE clause's one-time filter, which runs before the account row
-# is scanned, let alone locked. $1 customer. Answers the account's group_id as of the lock and
-# the group that was locked; they differ only when the account moved meanwhile.
+# is scanned, let alone locked. $1 customer. Answers the account as of the lock and the group
+# that was locked; its group_id differs from that only when the account moved meanwhile.
 LOCK_ACCOUNT = """WITH g AS (
     SELECT group_id FROM credit_groups
     WHERE group_id = (SELECT group_id FROM accounts WHERE customer_id = $1::text)
     FOR UPDATE)
-SELECT a.group_id, (SELECT min(group_id) FROM g) AS locked_group FROM accounts a
+SELECT a.*, (SELECT min(group_id) FROM g) AS locked_group FROM accounts a
 WHERE a.customer_id = $1::text AND (SELECT count(*) FROM g) >= 0
 FOR UPDATE OF a"""
 LOCK_GROUP = "SELECT 1 FROM credit_groups WHERE group_id = $1::text FOR UPDATE"
@@ -32,10 +32,10 @@ WHERE group_id IN (SELECT group_id FROM accounts WHERE customer_id = ANY($1::tex
 ORDER BY group_id FOR UPDATE"""
 
 
-async def lock_account(conn: AsyncConnection, customer_id: str) -> bool:
-    """Lock the customer's group row, then its account row; False when there is no account."""
-    row = await locked(DriverSQL(conn), customer_id)
-    return row is not None
+async def lock_account(conn: AsyncConnection, customer_id: str) -> Any:
+    """Lock the customer's group row, then its account row; the account row as of the lock
+    (with `locked_group`), or None when there is no account."""
+    return await locked(DriverSQL(conn), customer_id)
 
 
 async def lock_groups_of(conn: AsyncConnection, customer_ids: list[str],

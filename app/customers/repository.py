@@ -20,8 +20,9 @@ async def get_account(conn: AsyncConnection, customer_id: str, *, lock: bool = F
                       ) -> Account | None:
     """The account, optionally locked FOR UPDATE (the per-customer serialisation point),
     its credit group's row first (app/customers/locking.py)."""
-    if lock and not await lock_account(conn, customer_id):
-        return None
+    if lock:
+        found = await lock_account(conn, customer_id)
+        return None if found is None else Account.from_mapping(found)
     stmt = select(accounts).where(accounts.c.customer_id == customer_id)
     row = (await conn.execute(stmt)).mappings().first()
     return Account.from_mapping(row) if row is not None else None
