@@ -120,3 +120,18 @@ async def test_dispatch_compares_the_converted_order_with_the_maximum(api):
     r = await api.post("/v1/orders/J1/dispatch-check", role="warehouse")
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "approve", r.text
+
+
+async def test_an_amendment_the_same_in_the_accounts_currency_records_the_new_amount(api):
+    await account(api, limit="1000")
+    await rate(api, "VND/EUR", "0.000036", days(0))
+    r = await api.post("/v1/credit-checks", {"order_id": "V1", "customer_id": "C1",
+                                             "amount": "100000", "currency": "VND"},
+                       role="order-entry")
+    assert r.json()["converted_amount"] == "3.60", r.text
+    up = await api.patch("/v1/orders/V1", {"amount": "100001"}, role="order-entry")
+    assert up.status_code == 200, up.text
+    stored = up.json()["order"]
+    assert (stored["amount"], stored["converted_amount"], stored["reserved"]) == (
+        "100001.00", "3.60", "3.60")
+    assert up.json()["decision"] is None
