@@ -61,8 +61,8 @@ async def auto_release_group(conn: AsyncConnection, group_id: str, *, today: dt.
 async def _release(conn: AsyncConnection, states: dict[str, CreditState], *, today: dt.date,
                    now: dt.datetime, ttl_days: int) -> Decided:
     orders = {o.order_id: o for o in await held_orders(conn, *states)}
-    held = [HeldOrder(o.order_id, o.converted_amount, o.invoiced, o.currency, o.channel,
-                      o.customer_id) for o in orders.values()]
+    held = [HeldOrder(o.order_id, o.converted_amount, o.invoiced, o.channel, o.customer_id)
+            for o in orders.values()]
     releases = group_release_plan(states, held, today)
     if not releases:
         return []

@@ -263,7 +263,7 @@ def _guard(state: CreditState, decision: Decision, watch: Watch, today: dt.date)
 
 def without_own_reservation(exposure: Exposure, reserved: Decimal) -> Exposure:
     """Exposure as it would be without an order's own reservation (to count it once)."""
-    return Exposure(exposure.open_receivables, exposure.open_orders - reserved)
+    return exposure.with_orders(-reserved)
 
 
 def dispatch_decision(state: CreditState, reserved: Decimal, order_amount: Decimal,
@@ -307,11 +307,10 @@ def amendment(amount: Decimal, new_amount: Decimal, reserved: Decimal, invoiced:
 @dataclass(frozen=True)
 class HeldOrder:
     order_id: str
-    amount: Decimal  # in the account's currency
+    amount: Decimal  # in the account's currency, like invoiced
     invoiced: Decimal
-    currency: str
     channel: str | None
-    customer_id: str = ""
+    customer_id: str
 
     @property
     def remaining(self) -> Decimal:
@@ -325,14 +324,6 @@ class Release:
     decision: Decision
     exposure: Exposure  # before this release
     group: GroupTerms | None = None  # before this release
-
-
-def auto_release_plan(state: CreditState, held: Iterable[HeldOrder], today: dt.date
-                      ) -> list[Release]:
-    """Held orders, oldest first, that now pass every rule, each on top of the ones before."""
-    customer_id = state.account.customer_id
-    return group_release_plan({customer_id: state}, [replace(o, customer_id=customer_id)
-                                                     for o in held], today)
 
 
 def group_release_plan(states: Mapping[str, CreditState], held: Iterable[HeldOrder],
@@ -351,14 +342,10 @@ def group_release_plan(states: Mapping[str, CreditState], held: Iterable[HeldOrd
         decision = release_decision(ReasonCode.AUTO_RELEASE, state.effective_limit(today),
                                     "headroom was freed and the order now passes every rule")
         releases.append(Release(order, decision, exposure, group))
-        exposures[order.customer_id] = _plus(exposure, amount)
+        exposures[order.customer_id] = exposure.with_orders(amount)
         if group is not None:
-            group = replace(group, exposure=_plus(group.exposure, amount))
+            group = replace(group, exposure=group.exposure.with_orders(amount))
     return releases
-
-
-def _plus(exposure: Exposure, orders: Decimal) -> Exposure:
-    return Exposure(exposure.open_receivables, exposure.open_orders + orders)
 
 
 def manual_release(state: CreditState, actor: str, reason: str, today: dt.date) -> Decision:

@@ -126,6 +126,10 @@ class Exposure:
         """What is left of `limit` once this exposure, and what `adding` reserves, count."""
         return limit - self.total - adding
 
+    def with_orders(self, change: Decimal) -> Exposure:
+        """This exposure with open orders moved by `change` (an order counted, or left out)."""
+        return Exposure(self.open_receivables, self.open_orders + change)
+
 
 @dataclass(frozen=True)
 class GroupTerms:
@@ -141,8 +145,7 @@ class GroupTerms:
 
     def without(self, reserved: Decimal) -> GroupTerms:
         """The group as it would be without `reserved` of open orders (to count one once)."""
-        exposure = Exposure(self.exposure.open_receivables, self.exposure.open_orders - reserved)
-        return replace(self, exposure=exposure)
+        return replace(self, exposure=self.exposure.with_orders(-reserved))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 from app.credit.plans import CreditState
 from app.credit.policy import Exposure, GroupTerms, Overdue, PolicyParams, Security, default_policy
 from app.customers.models import Account
-from app.fx.convert import convert
+from app.fx.convert import counted_in
 from app.money import ZERO
 
 POLICY_COLUMNS = tuple(PolicyParams.__dataclass_fields__)
@@ -50,9 +50,7 @@ def _securities(row: Any, currency: str) -> tuple[Security, ...]:
     for amount, cur, rate, start, end in zip(row["s_amounts"], row["s_currencies"],
                                              row["s_rates"], row["s_from"], row["s_until"],
                                              strict=True):
-        if cur != currency:
-            if rate is None:
-                continue
-            amount = convert(amount, rate)
-        counted.append(Security(amount, start, end))
+        value = counted_in(amount, cur, currency, rate)
+        if value is not None:
+            counted.append(Security(value, start, end))
     return tuple(counted)

@@ -19,6 +19,15 @@ def convert(amount: Decimal, rate: Decimal) -> Decimal:
                                                   context=_EXACT)
 
 
+def counted_in(amount: Decimal, currency: str, account_currency: str, rate: Decimal | None
+               ) -> Decimal | None:
+    """What `amount` counts for in the account's currency at `rate`; None when it is in
+    another currency and has no rate (a security then counts for nothing)."""
+    if currency == account_currency:
+        return amount
+    return None if rate is None else convert(amount, rate)
+
+
 @dataclass(frozen=True)
 class Conversion:
     """A document amount and what it counts for in the account's currency; `fx_rate` is

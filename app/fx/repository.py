@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,15 +14,21 @@ from app.fx.convert import Conversion
 from app.fx.tables import fx_rates
 
 
-async def rate_on(conn: AsyncConnection, from_currency: str, to_currency: str, on: dt.date
-                  ) -> Decimal | None:
+def latest_rate(from_currency: Any, to_currency: Any, on: Any) -> Select[Any]:
     """The latest rate of the direct pair dated on or before `on` (DESIGN.md 2.9: no inverse,
-    no triangulation; a rate dated later is not used yet)."""
-    stmt = (select(fx_rates.c.rate)
+    no triangulation; a rate dated later is not used yet); its arguments may be values or
+    columns of an outer query (app/credit/sql.py spells the same in the hot path's SQL)."""
+    return (select(fx_rates.c.rate)
             .where(fx_rates.c.from_currency == from_currency,
                    fx_rates.c.to_currency == to_currency, fx_rates.c.as_of <= on)
             .order_by(fx_rates.c.as_of.desc()).limit(1))
-    rate: Decimal | None = (await conn.execute(stmt)).scalar()
+
+
+async def rate_on(conn: AsyncConnection, from_currency: str, to_currency: str, on: dt.date
+                  ) -> Decimal | None:
+    """`latest_rate` of the pair, read now."""
+    rate: Decimal | None = (await conn.execute(latest_rate(from_currency, to_currency, on))
+                            ).scalar()
     return rate
 
 

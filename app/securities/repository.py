@@ -14,7 +14,8 @@ from sqlalchemy.sql.selectable import LateralFromClause
 
 from app.credit.policy import Security
 from app.customers.tables import accounts
-from app.fx.convert import convert
+from app.fx.convert import counted_in
+from app.fx.repository import latest_rate
 from app.fx.tables import fx_rates
 from app.securities.tables import securities
 
@@ -25,29 +26,16 @@ def rate_into(currency: ColumnElement[Any], account_currency: ColumnElement[Any]
               today: Any) -> Any:
     """The latest rate of `currency` into the account's on or before `today` (null in the
     same currency, or with no rate yet), as a correlated scalar subquery."""
-    latest = (select(fx_rates.c.rate)
-              .where(fx_rates.c.from_currency == currency,
-                     fx_rates.c.to_currency == account_currency, fx_rates.c.as_of <= today,
-                     currency != account_currency)
-              .order_by(fx_rates.c.as_of.desc()).limit(1)
-              .correlate_except(fx_rates).scalar_subquery())
-    return latest
-
-
-def counts_as(amount: Decimal, currency: str, account_currency: str, rate: Decimal | None
-              ) -> Decimal | None:
-    """What a security counts for in the account's currency; None without a rate (it then
-    counts for nothing, as in the check's read, app/credit/rows.py)."""
-    if currency == account_currency:
-        return amount
-    return None if rate is None else convert(amount, rate)
+    return (latest_rate(currency, account_currency, today)
+            .where(currency != account_currency)
+            .correlate_except(fx_rates).scalar_subquery())
 
 
 def secured_sum(customer_id: ColumnElement[Any], account_currency: ColumnElement[Any],
                 today: Any) -> Any:
     """SQL for what the outer account's securities valid on `today` add to its limit. For
     ranking only: a converted one is rounded half away from zero here (PostgreSQL's round),
-    not half-even as `counts_as` does, which can differ by 0.0001."""
+    not half-even as `counted_in` does, which can differ by 0.0001."""
     s = securities.c
     rate = rate_into(s.currency, account_currency, today)
     counted = case((s.currency == account_currency, s.amount),
@@ -82,7 +70,7 @@ async def counted(conn: AsyncConnection, customer_id: str, today: dt.date
     """The securities valid today as they count in the account's currency."""
     found = []
     for row in await with_rates(conn, customer_id, today):
-        amount = counts_as(row["amount"], row["currency"], row["account_currency"],
+        amount = counted_in(row["amount"], row["currency"], row["account_currency"],
                            row["fx_rate"])
         if amount is not None and row["valid_from"] <= today <= row["valid_until"]:
             found.append(Security(amount, row["valid_from"], row["valid_until"]))
@@ -142,7 +130,7 @@ def expiring(row: Any, account_currency: str) -> Sequence[tuple[str, Decimal, dt
     for sid, amount, cur, rate, until in zip(row["s_ids"], row["s_amounts"],
                                              row["s_currencies"], row["s_rates"],
                                              row["s_until"], strict=True):
-        counted_amount = counts_as(amount, cur, account_currency, rate)
+        counted_amount = counted_in(amount, cur, account_currency, rate)
         if counted_amount is not None:
             found.append((sid, counted_amount, until))
     return found

@@ -27,6 +27,7 @@ from app.errors import NotFound
 from app.events.outbox import emit
 from app.events.types import EventType
 from app.flows import auto_release
+from app.fx.convert import counted_in
 from app.fx.repository import conversion
 from app.ids import new_id
 from app.metrics import Decided
@@ -51,7 +52,7 @@ def render(row: Any, account_currency: str, rate: Decimal | None, today: dt.date
         customer_id=row["customer_id"], security_id=row["security_id"], kind=row["kind"],
         amount=row["amount"], currency=cur, valid_from=row["valid_from"],
         valid_until=row["valid_until"], provider=row["provider"], reference=row["reference"],
-        converted_amount=repo.counts_as(row["amount"], cur, account_currency, rate),
+        converted_amount=counted_in(row["amount"], cur, account_currency, rate),
         fx_rate=None if cur == account_currency else rate,
         valid_today=row["valid_from"] <= today <= row["valid_until"],
         created_at=row["created_at"], updated_at=row["updated_at"])

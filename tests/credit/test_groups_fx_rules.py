@@ -93,9 +93,9 @@ def test_dispatch_counts_the_orders_own_reservation_once_in_the_group_too():
 def test_group_release_goes_oldest_first_across_members_each_on_top_of_the_ones_before():
     g = group(limit="1000", orders="200")
     states = {"A": member("A", g), "B": member("B", g)}
-    held = [HeldOrder("B1", D("500"), D(0), "EUR", None, "B"),
-            HeldOrder("A1", D("400"), D(0), "EUR", None, "A"),  # 200+500+400 > 1000
-            HeldOrder("A2", D("300"), D(0), "EUR", None, "A")]  # 200+500+300 fits
+    held = [HeldOrder("B1", D("500"), D(0), None, "B"),
+            HeldOrder("A1", D("400"), D(0), None, "A"),  # 200+500+400 > 1000
+            HeldOrder("A2", D("300"), D(0), None, "A")]  # 200+500+300 fits
     releases = group_release_plan(states, held, TODAY)
     assert [r.order.order_id for r in releases] == ["B1", "A2"]
     assert [r.group.exposure.open_orders for r in releases if r.group] == [D("200"), D("700")]

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 from app.credit.plans import (
     CreditState,
     HeldOrder,
-    auto_release_plan,
+    group_release_plan,
     manual_release,
     plan_check,
     reservation_expiry,
@@ -84,10 +84,10 @@ def test_the_entry_reports_the_exposure_the_write_landed_on():
 
 def test_auto_release_takes_the_oldest_first_each_on_top_of_the_ones_before():
     s = state(open_orders="500", held_count=3)
-    held = [HeldOrder("H1", D("300"), D(0), "EUR", None),
-            HeldOrder("H2", D("300"), D(0), "EUR", "erp"),   # no longer fits after H1
-            HeldOrder("H3", D("150"), D("50"), "EUR", None)]  # 100 remaining fits
-    releases = auto_release_plan(s, held, TODAY)
+    held = [HeldOrder("H1", D("300"), D(0), None, "C1"),
+            HeldOrder("H2", D("300"), D(0), "erp", "C1"),   # no longer fits after H1
+            HeldOrder("H3", D("150"), D("50"), None, "C1")]  # 100 remaining fits
+    releases = group_release_plan({"C1": s}, held, TODAY)
     assert [r.order.order_id for r in releases] == ["H1", "H3"]
     assert [r.exposure.open_orders for r in releases] == [D("500"), D("800")]
     assert all(r.decision.primary_reason is ReasonCode.AUTO_RELEASE for r in releases)
