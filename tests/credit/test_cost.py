@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import asyncpg
-
-from app import clock
-from app.credit.sql import SNAPSHOT
 from tests.helpers import account, days
+from tests.plans import snapshot_buffers
 
 
 async def _snapshot_buffers(url: str, customer_id: str) -> tuple[int, str]:
-    """Pages the check's read touches for this customer, and the plan's text."""
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("ANALYZE open_items")
-        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today(), "EUR")  # warm
-        raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + SNAPSHOT,
-                                  customer_id, "NEW-ORDER", clock.today(), "EUR")
-    finally:
-        await conn.close()
-    plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
-    return plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], json.dumps(plan)
+    return await snapshot_buffers(url, customer_id, prepare=("ANALYZE open_items",))
 
 
 async def _items(api, customer_id: str, current: int, overdue: int) -> None:

@@ -4,36 +4,25 @@ with 10, because the check reads the maintained payment index on the account row
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import asyncpg
 from sqlalchemy import text
 
 from app import clock
-from app.credit.sql import SNAPSHOT
 from app.db.engine import Database
 from app.reconcile import find_drift
 from tests.api import Api
 from tests.helpers import account, check, days, exposure, invoice, pay
+from tests.plans import snapshot_buffers
 
 BIG = 20_000
 PAYMENTS = 20  # of 1,000 invoices each
 
 
+# What autovacuum does in production: the paid items leave the partial index.
+PREPARE = ("VACUUM ANALYZE open_items", "VACUUM ANALYZE accounts")
+
+
 async def _snapshot_buffers(url: str, customer_id: str) -> tuple[int, str]:
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        # What autovacuum does in production: the paid items leave the partial index.
-        await conn.execute("VACUUM ANALYZE open_items")
-        await conn.execute("VACUUM ANALYZE accounts")
-        await conn.fetchrow(SNAPSHOT, customer_id, "NEW-ORDER", clock.today(), "EUR")  # warm
-        raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + SNAPSHOT,
-                                  customer_id, "NEW-ORDER", clock.today(), "EUR")
-    finally:
-        await conn.close()
-    plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
-    return plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], json.dumps(plan)
+    return await snapshot_buffers(url, customer_id, prepare=PREPARE)
 
 
 async def _big_history(api: Api, db: Database) -> None:
