@@ -514,6 +514,16 @@ def main() -> int:
             if (tmp / name).exists():
                 shutil.copy(tmp / name, keep / name)
         log(f"server logs kept in {keep}")
+    log("CPU per check by layer, in one process (bench/components.py)")
+    comp = subprocess.run([sys.executable, str(BENCH / "components.py"), db_url,
+                           env.get("REDIS_URL", ""), str(CUSTOMERS)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    components: dict[str, Any] = {}
+    for line in comp.stdout.splitlines():
+        if line.startswith("BENCHCOMPONENTS "):
+            components = json.loads(line[len("BENCHCOMPONENTS "):])
+    if not components:
+        log("components failed:\n" + comp.stdout[-2000:] + comp.stderr[-4000:])
     MONITOR.close()
     post = cli(env, "reconcile", check=False)
     drift_after = "DRIFT " in post.stdout
@@ -524,7 +534,7 @@ def main() -> int:
 
     report = render(info, counts, all_sc, by_key, trace, redis_version, cache_metrics,
                     app_errors, drift_after, post.stdout if drift_after else "",
-                    pg_version, time.monotonic() - started)
+                    pg_version, time.monotonic() - started, components)
     print("\n" + report)
     if RESULTS:
         write_results(Path(RESULTS), report)
@@ -545,7 +555,7 @@ def ratios(sc: Scenario, base: Scenario) -> list[float]:
 def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
            by_key: dict[str, Scenario], trace: dict[str, Any], redis_version: str | None,
            cache_metrics: list[str], app_errors: Counter[str], drift_after: bool, drift_text: str,
-           pg_version: str, elapsed: float) -> str:
+           pg_version: str, elapsed: float, components: dict[str, Any]) -> str:
     lines = [
         f"Run: {info['date']} — {info['nproc']} cores, {info['cpu']}, kernel {info['kernel']}; "
         f"PostgreSQL {pg_version}, Redis {redis_version or 'not used'}, {info['wrk']}, "
@@ -651,6 +661,26 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
                          f"| {t['prepares']:.2f} | {t['statuses']} | {sql} |")
     else:
         lines.append("(the trace failed; see the bench output)")
+    lines += ["", "CPU per reserving check by layer, without HTTP, in one process "
+              "(bench/components.py: 1,500 checks per figure, median of 3 alternating runs; "
+              "µs of this process's Python and of the bench database's PostgreSQL backends):",
+              ""]
+    if components:
+        titles = {"floor": "floor statements (asyncpg pool: BEGIN, UPDATE, INSERT, COMMIT)",
+                  "service": "check_credit (no Redis, no deadline)",
+                  "redis": "+ Redis retirement after commit",
+                  "deadline": "+ Redis + deadline task (as the route runs it)"}
+        lines += ["| layer | Python µs @1 | PG µs @1 | Python µs @16 | PG µs @16 "
+                  "| total µs @16 |", "|---|---|---|---|---|---|"]
+        for k, title in titles.items():
+            one, many = components.get(f"{k}@1"), components.get(f"{k}@16")
+            if not one or not many:
+                continue
+            lines.append(f"| {title} | {one['py_us']:.0f} | {one['pg_us']:.0f} "
+                         f"| {many['py_us']:.0f} | {many['pg_us']:.0f} "
+                         f"| {many['py_us'] + many['pg_us']:.0f} |")
+    else:
+        lines.append("(the layer measurement failed; see the bench output)")
     lines.append("")
     lines.append("Redis cache counters after the run: "
                  + (", ".join(f"`{m}`" for m in cache_metrics) or "none reported") + ".")
