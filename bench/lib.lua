@@ -56,3 +56,16 @@ function done(summary, latency, requests)
     latency:percentile(99) / 1000, latency.max / 1000, good, failed, appr,
     e.connect, e.read, e.write, e.status, e.timeout))
 end
+
+-- "K1,K2,..": API keys used in turn, one per request. The product limits each key to
+-- 2,000 requests/s per worker (CREDITGATE_RATE_LIMIT_PER_SECOND, its default); a cached
+-- read outruns one key's share on a fast machine, and many order-entry clients hold a key each.
+function make_keys(spec)
+  local list = {}
+  for k in spec:gmatch("[^,]+") do list[#list + 1] = "Bearer " .. k end
+  local i = 0
+  return function()
+    i = i % #list + 1
+    return list[i]
+  end
+end
