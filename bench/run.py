@@ -207,11 +207,15 @@ class Monitor:
                 time.sleep(1)
         return None
 
-    def backends(self) -> tuple[list[int], int]:
-        """The PostgreSQL backends serving the bench database, and sessions opened so far."""
-        pids = self._query("SELECT pid FROM pg_stat_activity WHERE datname = $1", DB) or []
+    def backends(self) -> tuple[dict[int, str], int]:
+        """The PostgreSQL backends serving the bench database (pid: its application name, or
+        its type for PostgreSQL's own workers), and sessions opened so far."""
+        pids = self._query("SELECT pid, backend_type, application_name FROM pg_stat_activity "
+                           "WHERE datname = $1", DB) or []
         rows = self._query("SELECT sessions FROM pg_stat_database WHERE datname = $1", DB)
-        return [int(r["pid"]) for r in pids], int(rows[0]["sessions"] or 0) if rows else -1
+        return ({int(r["pid"]): (r["application_name"] or r["backend_type"]
+                                 if r["backend_type"] == "client backend" else r["backend_type"])
+                 for r in pids}, int(rows[0]["sessions"] or 0) if rows else -1)
 
     def xacts(self) -> tuple[int, int] | None:
         rows = self._query("SELECT xact_commit, xact_rollback FROM pg_stat_database "
@@ -244,7 +248,10 @@ def measured(server_pid: int, run: Any) -> tuple[dict[str, Any], dict[str, float
     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     pg_after, sessions_after = MONITOR.backends()
     app_cpu = sum(proc_cpu(p) - app0.get(p, 0.0) for p in descendants(server_pid))
-    pg_cpu = sum(proc_cpu(p) - pg0.get(p, 0.0) for p in pg_after)
+    by_kind: dict[str, float] = {}
+    for p, kind in pg_after.items():
+        by_kind[kind] = by_kind.get(kind, 0.0) + proc_cpu(p) - pg0.get(p, 0.0)
+    pg_cpu = sum(by_kind.values())
     wrk_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     n = max(int(res["requests"]), 1)
     wall = wall1 - wall0
@@ -253,6 +260,9 @@ def measured(server_pid: int, run: Any) -> tuple[dict[str, Any], dict[str, float
            "other_cores": max(busy1 - busy0 - app_cpu - pg_cpu - wrk_cpu, 0.0) / wall,
            "sessions_per_1k": 1000 * (sessions_after - sessions_before) / n
            if sessions_before >= 0 and sessions_after >= 0 else float("nan")}
+    log("  PostgreSQL CPU ms/req by backend: " + ", ".join(
+        f"{kind or '(no name)'} {1000 * v / n:.2f}"
+        for kind, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:4]))
     return res, cpu
 
 
