@@ -8,7 +8,8 @@ layer, each configuration three times in alternation (median), on the bench data
 - floor: bench/floor.py's statements on an asyncpg pool (BEGIN, UPDATE, INSERT, COMMIT);
 - service: `check_credit` as the route calls it, without Redis and without the deadline;
 - + Redis: with the read cache's retirement after every commit;
-- + Redis + deadline: as the route runs it (`within`: the check in a task of its own).
+- + Redis + deadline: as the route runs it (`within`: the check in a task of its own;
+  with BENCH_REDIS="" the app has no read cache, and this layer has none either).
 
 Each runs sequentially (one check at a time) and 16 at a time (the concurrency one worker
 sees under the bench's 32 connections). Python CPU is this process's; PostgreSQL CPU the
@@ -34,18 +35,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from floor import INSERT as FLOOR_INSERT  # bench/floor.py: its statements, as it sends them
+from floor import RESERVE as FLOOR_RESERVE
+from procstat import proc_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK")
 CHECKS = int(os.environ.get("BENCH_COMPONENT_CHECKS", "1500"))
 CONCURRENCY = 16
-
-
-def _proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
@@ -64,18 +60,16 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
 
     db = Database(get_settings())
     settings = db.settings
+    # As the app is wired (app/main.py): with a Redis URL, every commit retires the entries
+    # it touched; without one (BENCH_REDIS=""), nothing happens after a commit.
     cache = Cache(redis_url, timeout=settings.redis_timeout_seconds,
-                  ttl=settings.cache_ttl_seconds, namespace=settings.cache_namespace)
-    retire = retire_after_commit(db, cache)
+                  ttl=settings.cache_ttl_seconds,
+                  namespace=settings.cache_namespace) if redis_url else None
+    retire = retire_after_commit(db, cache) if cache is not None else None
     caller = Caller("bench", "bench-components", Role.ORDER_ENTRY)
     pool = await asyncpg.create_pool(dsn, min_size=CONCURRENCY, max_size=CONCURRENCY)
     monitor = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
     db_name = dsn.rsplit("/", 1)[1]
-    floor_insert = ("INSERT INTO bench_floor_orders (order_id, customer_id, amount, created_at)"
-                    " VALUES ($1, $2, $3, $4)")
-    floor_update = ("UPDATE bench_floor_accounts SET reserved = reserved + $2 WHERE "
-                    "customer_id = $1 AND reserved + $2 <= credit_limit "
-                    "RETURNING credit_limit, reserved")
 
     def request() -> CreditCheckIn:
         # The bench's random order: 10.00 .. 999.99, a random customer, a new order id.
@@ -86,8 +80,8 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
 
     async def floor(req: CreditCheckIn) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            if await conn.fetchrow(floor_update, req.customer_id, req.amount) is not None:
-                await conn.execute(floor_insert, req.order_id, req.customer_id, req.amount,
+            if await conn.fetchrow(FLOOR_RESERVE, req.customer_id, req.amount) is not None:
+                await conn.execute(FLOOR_INSERT, req.order_id, req.customer_id, req.amount,
                                    dt.datetime.now(dt.UTC))
 
     async def service(req: CreditCheckIn) -> None:
@@ -105,6 +99,8 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
 
     layers: dict[str, Callable[[CreditCheckIn], Awaitable[None]]] = {
         "floor": floor, "service": service, "redis": redis, "deadline": deadline}
+    if cache is None:
+        del layers["redis"]
 
     async def backends() -> list[int]:
         rows = await monitor.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1",
@@ -115,7 +111,7 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
                       ) -> dict[str, float]:
         reqs = iter([request() for _ in range(CHECKS)])
         pids = await backends()
-        pg0 = {p: _proc_cpu(p) for p in pids}
+        pg0 = {p: proc_cpu(p) for p in pids}
         wall0, py0 = time.perf_counter(), time.process_time()
 
         async def lane() -> None:
@@ -124,7 +120,7 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
 
         await asyncio.gather(*(lane() for _ in range(width)))
         wall, py = time.perf_counter() - wall0, time.process_time() - py0
-        pg = sum(_proc_cpu(p) - pg0.get(p, 0.0) for p in await backends())
+        pg = sum(proc_cpu(p) - pg0.get(p, 0.0) for p in await backends())
         return {"py_us": 1e6 * py / CHECKS, "pg_us": 1e6 * pg / CHECKS,
                 "wall_us": 1e6 * wall / CHECKS}
 
@@ -137,7 +133,8 @@ async def main(dsn: str, redis_url: str, customers: int) -> dict[str, Any]:
                 samples.setdefault(f"{name}@{width}", []).append(await measure(run, width))
     await pool.close()
     await monitor.close()
-    await cache.close()
+    if cache is not None:
+        await cache.close()
     await db.dispose()
     return {key: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
             for key, runs in samples.items()}
