@@ -573,7 +573,8 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
         "```", info["free"], "```",
         "",
         f"Data: {counts['accounts']:,} accounts, {counts['open_items']:,} open items, "
-        f"{counts['orders']:,} orders, {counts['credit_file']:,} credit-file entries "
+        f"{counts['orders']:,} orders, {counts['credit_file']:,} credit-file entries, "
+        f"{counts.get('check_days', 0):,} daily check tallies "
         f"(`creditgate reconcile`: no drift after seeding"
         f"{'; DRIFT after the load' if drift_after else ', none after the load either'}). "
         f"Load: wrk -t{THREADS} -c{CONNS} -d{DURATION}s x {ROUNDS} rounds for req/s, "
