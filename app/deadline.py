@@ -12,14 +12,19 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from app.errors import Unavailable
+from app.settings import Settings
 
 log = logging.getLogger("creditgate.errors")
 
 
 def time_left(request: Request) -> float:
     """Seconds left of the request's decision deadline, counted from its arrival."""
-    settings = request.app.state.db.settings
-    arrived: float = request.state.arrived
+    return seconds_left(request.app.state.db.settings, request.state.arrived)
+
+
+def seconds_left(settings: Settings, arrived: float) -> float:
+    """Seconds left of a decision deadline for a request that arrived at `arrived`
+    (time.monotonic())."""
     return float(settings.check_timeout_seconds) - (time.monotonic() - arrived)
 
 

@@ -34,8 +34,8 @@ async def get_cache(request: Request) -> Cache | None:
 CacheDep = Annotated[Cache | None, Depends(get_cache)]
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+def bearer_key(header: str | None) -> str:
+    """The API key of an `Authorization: Bearer <key>` header; 401 for anything else."""
     if not header:
         raise Unauthorized("missing Authorization: Bearer <api key> header")
     scheme, _, key = header.partition(" ")
@@ -50,7 +50,7 @@ def require(*roles: Role, exactly: bool = False) -> Callable[..., Awaitable[Call
     allowed = frozenset(roles)
 
     async def caller(request: Request) -> Caller:
-        key = _bearer(request)
+        key = bearer_key(request.headers.get("authorization"))
         verifier: KeyVerifier = request.app.state.keys
         found = verifier.cached(key)
         if isinstance(found, Miss):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -270,15 +270,29 @@ def _is_connection_error(orig: BaseException | None) -> bool:
     return False
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+# Answered where raised; anything else reaches `_unexpected` in the outermost layer, which
+# answers 500 and re-raises for the server to log.
+_HANDLERS: dict[type[Exception], Handler] = {
+    AppError: _app_error, RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error, SQLAlchemyError: _infrastructure,
+    asyncpg.PostgresError: _infrastructure, asyncpg.InterfaceError: _infrastructure,
+    OSError: _infrastructure}
+
+
+def handler_for(exc: Exception) -> Handler | None:
+    """The handler that answers `exc` where it was raised, found as Starlette finds it (the
+    nearest class up the exception's MRO); None when it is left to the outermost layer."""
+    for kind in type(exc).__mro__:
+        if kind in _HANDLERS:
+            return _HANDLERS[kind]
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(SQLAlchemyError, _infrastructure)
-    app.add_exception_handler(asyncpg.PostgresError, _infrastructure)
-    app.add_exception_handler(asyncpg.InterfaceError, _infrastructure)
-    app.add_exception_handler(OSError, _infrastructure)
+    for kind, handler in _HANDLERS.items():
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, _unexpected)
     server_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _WithoutMessages) for f in server_log.filters):
