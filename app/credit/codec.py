@@ -52,9 +52,12 @@ def _group_from(doc: dict[str, Any]) -> GroupTerms:
 
 
 def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # most fields: asked first, as every state is encoded on every check
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dt.date | dt.datetime):
+    if isinstance(value, dt.date):  # datetimes too
         return value.isoformat()
     return value
 

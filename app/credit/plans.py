@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from app.credit.codec import state_to_doc
@@ -49,8 +50,9 @@ class CreditState:
     group: GroupTerms | None = None  # the credit group the account belongs to
     securities: tuple[Security, ...] = ()  # converted at the read's day's rates
 
-    @property
+    @cached_property
     def terms(self) -> AccountTerms:
+        # Built once per state: a check asks for it several times (limit, rules, alerts).
         return replace(self.account.terms, securities=self.securities)
 
     def effective_limit(self, today: dt.date) -> Decimal:
