@@ -44,6 +44,11 @@ def bearer_key(header: str | None) -> str:
     return key.strip()
 
 
+def admits(found: Caller, allowed: frozenset[Role], *, exactly: bool = False) -> bool:
+    """Whether a caller may call an endpoint open to `allowed` (see `require`)."""
+    return found.role in allowed if exactly else found.may(allowed)
+
+
 def require(*roles: Role, exactly: bool = False) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting the given roles (and controller/admin, who may call everything,
     unless `exactly`: then only the roles named)."""
@@ -57,7 +62,7 @@ def require(*roles: Role, exactly: bool = False) -> Callable[..., Awaitable[Call
             found = await within(time_left(request), verifier.verify(key))
         if found is None:
             raise Unauthorized("unknown or revoked API key")
-        if not (found.role in allowed if exactly else found.may(allowed)):
+        if not admits(found, allowed, exactly=exactly):
             raise Forbidden(f"role {found.role.value} may not call this endpoint")
         limiter: RateLimiter = request.app.state.limiter
         limiter.check(found.key_id)
@@ -70,7 +75,8 @@ def require(*roles: Role, exactly: bool = False) -> Callable[..., Awaitable[Call
 ANY_ROLE = tuple(Role)
 Controller = Annotated[Caller, Depends(require(Role.CONTROLLER))]
 Ledger = Annotated[Caller, Depends(require(Role.LEDGER))]
-OrderEntry = Annotated[Caller, Depends(require(Role.ORDER_ENTRY))]
+ORDER_ENTRY_ROLES = frozenset({Role.ORDER_ENTRY})  # also app/credit/fast_path.py's
+OrderEntry = Annotated[Caller, Depends(require(*ORDER_ENTRY_ROLES))]
 Warehouse = Annotated[Caller, Depends(require(Role.WAREHOUSE))]
 OrderReader = Annotated[Caller, Depends(require(Role.ORDER_ENTRY, Role.WAREHOUSE))]
 AnyRole = Annotated[Caller, Depends(require(*ANY_ROLE))]

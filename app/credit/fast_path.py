@@ -22,17 +22,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
-from app.auth.roles import Caller, Role
+from app.auth.roles import Caller
 from app.auth.verifier import Miss
 from app.credit.schemas import CreditCheckIn
 from app.credit.service import check_credit
 from app.credit.views import decision_response, router
 from app.deadline import seconds_left, within
 from app.decimal_json import loads
-from app.deps import bearer_key
+from app.deps import ORDER_ENTRY_ROLES, admits, bearer_key
 
 PATH = "/v1/credit-checks"
-_ALLOWED = frozenset({Role.ORDER_ENTRY})
 _ROUTE = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == PATH
               and "POST" in (r.methods or ()))
 
@@ -78,7 +77,7 @@ class CheckFastPath:
         except (ValueError, RecursionError, ValidationError, errors.AppError):
             return None  # JSONDecodeError is a ValueError
         found = state.keys.cached(key)
-        if isinstance(found, Miss) or found is None or not found.may(_ALLOWED):
+        if isinstance(found, Miss) or found is None or not admits(found, ORDER_ENTRY_ROLES):
             return None
         return found, req
 

@@ -41,8 +41,7 @@ def decision_response(result: CheckResult, req: CreditCheckIn, started: float,
         status = 200
     else:
         DECISION_SECONDS.observe(time.perf_counter() - started)
-        if result.decided:
-            count_decisions(result.decided, channels)
+        count_decisions(result.decided, channels)
     # Already a validated model: serialised once, directly, rather than validated again.
     return Response(result.decision.model_dump_json(), status, headers,
                     media_type="application/json")
