@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import weakref
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -170,32 +169,18 @@ Written = sql.Landed | None | WriteAlone
 
 class ApprovalWriter(_Batches[CheckPlan, Written]):
     """Guarded approvals of ungrouped customers (sql.batchable), batched as
-    sql.WRITE_APPROVALS; at most one per customer in a statement."""
+    sql.WRITE_APPROVALS."""
 
     async def write(self, plan: CheckPlan) -> Written:
         """What the approval landed on; None when its guard failed; ALONE when it must be
         written on its own (its batch failed as a whole: a replayed order, a deadlock)."""
         return await self._submit(plan)
 
-    def _take(self) -> list[Wanted[CheckPlan, Written]]:
-        seen: set[Hashable] = set()
-        batch: list[Wanted[CheckPlan, Written]] = []
-        rest: list[Wanted[CheckPlan, Written]] = []
-        for wanted in self._queue:
-            customer = wanted.item.customer_id
-            if customer in seen or len(batch) == MAX_BATCH:
-                rest.append(wanted)  # its customer's row is taken by this batch: the next
-            else:
-                seen.add(customer)
-                batch.append(wanted)
-        self._queue = rest
-        return batch
-
     async def _send(self, batch: list[Wanted[CheckPlan, Written]]) -> None:
         if len(batch) == 1:
             await self._write_one(batch[0])
             return
-        batch.sort(key=lambda w: w.item.customer_id)
+        batch.sort(key=lambda w: w.item.customer_id)  # stable: a customer's in their order
         try:
             async with self._db.driver() as pg:
                 for wanted in batch:

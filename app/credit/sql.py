@@ -203,50 +203,63 @@ WRITE_IF_UNCHANGED = _write(
 WRITE_NO_ACCOUNT = _write("", _NO_ACCOUNT, _NO_TALLY)
 
 
-# Approvals of several ungrouped customers at once (app/credit/batching.py): $1 a JSON array
-# of approval_row()s, at most one per customer, in customer order (the order their rows are
-# locked in, as every other writer of several accounts does). The same guard and the same
-# rows as WRITE_IF_FITS, a row each: an approval whose guard no longer holds is simply not
-# written, and returns no row.
+# Approvals of ungrouped customers at once (app/credit/batching.py): $1 a JSON array of
+# approval_row()s in customer order (the order their rows are locked in), a customer's own in
+# the order they came. Each customer's approvals land together, one after another, on one
+# UPDATE of its row, or not at all: every one of them must still stand as WRITE_IF_FITS
+# would check it, on the exposure plus the approvals before it (`ahead`). Then the same rows
+# as WRITE_IF_FITS, a row each; an approval that did not land returns no row.
 _APPROVAL_COLUMNS = """c text, o text, s text, a numeric, k text, h text, r numeric, e text,
     x timestamptz, t timestamptz, u text, oc text, rs jsonb, l numeric, pi int, inp jsonb,
     cv numeric, fx numeric, tv int, lv int, pv int, w numeric, b numeric, ao bool"""
 WRITE_APPROVALS = f"""WITH v AS (
-    SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ({_APPROVAL_COLUMNS}))
+    SELECT *, sum(r) OVER (PARTITION BY c ORDER BY ordinality) - r AS ahead
+    FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ({_APPROVAL_COLUMNS}))
         WITH ORDINALITY AS v
+), need AS (
+    -- What a customer's approvals need of its row: the same versions, room for all of them
+    -- (the least of each one's headroom after those ahead of it), the same for the
+    -- utilisation threshold, and any UTILISATION_HIGH one relied on still open.
+    SELECT c, sum(r) AS r, max(t) AS t, min(tv) AS tv, max(tv) AS tv_max, min(lv) AS lv,
+        max(lv) AS lv_max, min(pv) AS pv, max(pv) AS pv_max, min(w - ahead - r) AS room,
+        min(b - ahead - r) AS below, bool_or(ao) AS ao
+    FROM v GROUP BY c
 ), acct AS (
-    UPDATE accounts SET open_orders = open_orders + v.r, updated_at = v.t
-    FROM v
-    WHERE accounts.customer_id = v.c AND accounts.group_id IS NULL
-      AND terms_version = v.tv AND ledger_version = v.lv
+    UPDATE accounts SET open_orders = open_orders + need.r, updated_at = need.t
+    FROM need
+    WHERE accounts.customer_id = need.c AND accounts.group_id IS NULL
+      AND terms_version = need.tv AND need.tv = need.tv_max
+      AND ledger_version = need.lv AND need.lv = need.lv_max
       AND COALESCE((SELECT p.version FROM policies p
-                    WHERE p.risk_class = accounts.risk_class), 0) = v.pv
-      AND open_receivables + open_orders + v.r <= v.w
-      AND (v.b IS NULL OR open_receivables + open_orders + v.r < v.b)
-      AND (NOT v.ao OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = v.c
+                    WHERE p.risk_class = accounts.risk_class), 0) = need.pv
+      AND need.pv = need.pv_max
+      AND open_receivables + open_orders <= need.room
+      AND (need.below IS NULL OR open_receivables + open_orders < need.below)
+      AND (NOT need.ao OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = need.c
           AND x.kind = 'UTILISATION_HIGH' AND x.status <> 'resolved'))
-    RETURNING v.ordinality AS i, open_receivables AS recv, open_orders - v.r AS before
+    RETURNING need.c, open_receivables AS recv, open_orders - need.r AS before
+), landed AS (
+    SELECT v.*, acct.recv, acct.before + v.ahead AS before FROM v JOIN acct ON acct.c = v.c
 ), tally AS (
     INSERT INTO check_days AS t (customer_id, day, checks, amount)
-    SELECT v.c, (v.t AT TIME ZONE 'UTC')::date, 1, v.cv FROM acct JOIN v ON v.ordinality = acct.i
+    SELECT c, (t AT TIME ZONE 'UTC')::date, count(*), sum(cv) FROM landed
+    GROUP BY c, (t AT TIME ZONE 'UTC')::date
     ON CONFLICT (customer_id, day)
-    DO UPDATE SET checks = t.checks + 1, amount = t.amount + EXCLUDED.amount
+    DO UPDATE SET checks = t.checks + EXCLUDED.checks, amount = t.amount + EXCLUDED.amount
 ), o AS (
     INSERT INTO orders (customer_id, order_id, status, amount, requested_amount, currency,
         converted_amount, fx_rate, channel, reserved, invoiced, released, entry_decision_id,
         dispatch_decision_id, expires_at, created_at, updated_at)
-    SELECT v.c, v.o, v.s, v.a, v.a, v.k, v.cv, v.fx, v.h, v.r, 0, false, v.e, NULL, v.x, v.t,
-        v.t FROM acct JOIN v ON v.ordinality = acct.i
+    SELECT c, o, s, a, a, k, cv, fx, h, r, 0, false, e, NULL, x, t, t FROM landed
 ), e AS (
     INSERT INTO credit_file (customer_id, entry_id, at, event, actor, order_id, outcome,
         reasons, amount, currency, converted_amount, fx_rate, open_receivables, open_orders,
         effective_limit, available, expires_at, payment_index, inputs, details)
-    SELECT v.c, v.e, v.t, 'credit_check', v.u, v.o, v.oc, v.rs, v.a, v.k, v.cv, v.fx,
-        acct.recv, acct.before, v.l, v.l - (acct.recv + acct.before + v.r), v.x, v.pi, v.inp,
-        NULL
-    FROM acct JOIN v ON v.ordinality = acct.i
+    SELECT c, e, t, 'credit_check', u, o, oc, rs, a, k, cv, fx, recv, before, l,
+        l - (recv + before + r), x, pi, inp, NULL
+    FROM landed
 )
-SELECT i, recv, before FROM acct"""
+SELECT ordinality AS i, recv, before FROM landed"""
 
 
 def batchable(plan: CheckPlan) -> bool:

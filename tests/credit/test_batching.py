@@ -179,3 +179,38 @@ async def test_a_waiting_check_whose_deadline_passed_is_not_written(api, app):
         await waiting
     assert (await api.get(f"/v1/orders/D{n}-A")).status_code == 404
     await _no_drift(db)
+
+
+async def test_one_customers_approvals_in_a_batch_land_one_after_another(api, app):
+    db = app.state.db
+    await account(api, "H1", limit="1000000")
+    plans = [await _plan(db, "H1", f"H1-{n}", "100") for n in range(5)]
+    writer = writer_of(db)
+    writer.batches.clear()
+    written = await asyncio.gather(*(writer.write(p) for p in plans))
+    assert writer.batches == [5]
+    assert [w.exposure.open_orders for w in written if isinstance(w, sql.Landed)] == [
+        D(0), D(100), D(200), D(300), D(400)]
+    assert (await exposure(api, "H1"))["open_orders"] == "500.00"
+    for n, landed_on in enumerate(("0.00", "100.00", "200.00", "300.00", "400.00")):
+        stored = await order(api, f"H1-{n}")
+        entry = stored["decisions"][0]
+        assert entry["exposure"]["open_orders"] == landed_on, entry
+    async with db.autocommit() as conn:
+        tally = (await conn.exec_driver_sql(
+            "SELECT checks, amount FROM check_days WHERE customer_id = 'H1'")).all()
+    assert [(c, a) for c, a in tally] == [(5, D("500.00"))]
+    await _no_drift(db)
+
+
+async def test_one_customers_approvals_that_do_not_all_fit_all_go_alone(api, app):
+    db = app.state.db
+    await account(api, "H2", limit="1000")
+    plans = [await _plan(db, "H2", f"H2-{n}", "400") for n in range(3)]  # each fits alone
+    writer = writer_of(db)
+    writer.batches.clear()
+    written = await asyncio.gather(*(writer.write(p) for p in plans))
+    assert writer.batches == [3]
+    assert written == [None, None, None], "the third does not fit after the first two"
+    assert (await exposure(api, "H2"))["open_orders"] == "0.00"
+    await _no_drift(db)
