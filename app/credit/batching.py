@@ -4,7 +4,9 @@ A check's unlocked read is only a snapshot: its guarded write verifies everythin
 decision relied on (app/credit/service.py), so reading several checks' snapshots in one
 statement changes no decision. An approval's guarded write is a condition on its own account
 row; approvals of different customers, written by one statement, each stand or fall on their
-own guard, exactly as they would one by one, and commit together.
+own guard, exactly as they would one by one, and commit together. Several approvals of one
+customer land on its row together, each held to its guard after those ahead of it, or none
+does (each is then decided again under the row lock).
 
 The first check to arrive is sent at once, alone, with the statement it would use anyway;
 checks that arrive while a statement is in flight wait for it to return and then go
@@ -36,6 +38,10 @@ log = logging.getLogger("creditgate.credit")
 # Big enough that a worker's whole pool of waiting checks fits in one statement, small
 # enough that one statement stays a few milliseconds.
 MAX_BATCH = 64
+# Statements of one kind in flight at once, per process: while they are, arriving checks
+# queue for the next. More than one, so that one batch waiting (on its WAL flush, or on a row
+# another transaction holds) is not a pause for every other check of the process.
+IN_FLIGHT = 2
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,32 +59,37 @@ class _Batches(Generic[T, R]):
     def __init__(self, db: Database) -> None:
         self._db = db
         self._queue: list[Wanted[T, R]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches: list[int] = []  # sizes of the last batches sent (tests, diagnosis)
 
     async def _submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # The loop it ran on is gone (a test's): so is everyone who waited on it.
+            self._loop, self._queue, self._senders = loop, [], set()
         wanted: Wanted[T, R] = Wanted(item, loop.create_future())
         self._queue.append(wanted)
-        sender = self._sender
-        if sender is None or sender.done() or sender.get_loop() is not loop:
-            # A context of its own: the sender serves many requests, and must not carry the
+        if len(self._senders) < IN_FLIGHT:
+            # A context of its own: a sender serves many requests, and must not carry the
             # first one's request id or unit of work.
-            self._sender = loop.create_task(self._send_queued(), context=contextvars.Context())
+            sender = loop.create_task(self._send_queued(), context=contextvars.Context())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await wanted.answer
 
     async def _send_queued(self) -> None:
+        waiting: list[Wanted[T, R]] = []
         try:
             while self._queue:
-                batch = self._take()
-                waiting = [w for w in batch if not w.answer.done()]  # a deadline passed
+                waiting = [w for w in self._take() if not w.answer.done()]  # deadline passed
                 if waiting:
                     del self.batches[:-100]
                     self.batches.append(len(waiting))
                     await self._send(waiting)
         except BaseException as exc:
             # Cancelled with the event loop (shutdown): nobody is left to answer the rest.
-            for wanted in self._queue:
+            for wanted in [*waiting, *self._queue]:
                 _fail(wanted, exc)
             self._queue = []
             raise
