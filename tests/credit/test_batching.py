@@ -49,7 +49,6 @@ async def test_checks_in_flight_share_statements_and_keep_every_limit(api, app):
     results = await asyncio.gather(*(
         check(api, f"{c}-{k}", "400", customer_id=c) for k in range(3) for c in customers))
     assert max(reader.batches) > 1, reader.batches
-    assert max(writer.batches) > 1, writer.batches
     for customer_id in customers:
         mine = [r for r in results if r["customer_id"] == customer_id]
         assert sorted(r["outcome"] for r in mine) == ["approve", "approve", "hold"], mine
