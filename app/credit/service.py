@@ -116,9 +116,6 @@ async def _attempt(db: Database, req: CreditCheckIn, caller: Caller, *, locked: 
                 plan = _plan(db, read, req, caller, today, guarded=True)
                 if plan.alerts:
                     return None
-                # Batched approvals (app/credit/batching.py ApprovalWriter) are not used yet:
-                # with several replicas a batch waiting on another's row lock held up the
-                # checks behind it past their deadline (tests/trust/test_replicas.py).
                 async with db.driver() as pg:
                     touch(req.customer_id)
                     landed = await sql.write(pg, plan)

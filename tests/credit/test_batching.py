@@ -1,7 +1,7 @@
-"""Checks in flight share statements (app/credit/batching.py) and decide exactly as they
+"""Checks in flight share their reads (app/credit/batching.py) and decide exactly as they
 would one by one: the limit holds, every approval is written once with its tally and its
-credit-file entry, a guard that no longer holds fails only its own approval, and a batch
-that fails as a whole leaves nothing behind."""
+credit-file entry, a batched read equals reads one by one, a refused read fails only its own
+check, and a check whose deadline passed while it waited is not read."""
 
 from __future__ import annotations
 
@@ -13,16 +13,11 @@ import pytest
 from asyncpg import PostgresError
 
 from app import clock
-from app.auth.roles import Caller, Role
-from app.credit import service, sql
-from app.credit.batching import ALONE, reader_of, writer_of
-from app.credit.plans import CheckPlan
-from app.credit.schemas import CreditCheckIn
+from app.credit import sql
+from app.credit.batching import reader_of
 from app.db.engine import Database
 from app.reconcile import find_drift
 from tests.helpers import account, check, exposure, invoice, order
-
-CALLER = Caller(key_id="k", name="batch-test", role=Role.ORDER_ENTRY)
 
 
 async def _no_drift(db: Database) -> None:
@@ -30,21 +25,12 @@ async def _no_drift(db: Database) -> None:
         assert await find_drift(conn) == []
 
 
-async def _plan(db: Database, customer_id: str, order_id: str, amount: str) -> CheckPlan:
-    req = CreditCheckIn(order_id=order_id, customer_id=customer_id, amount=D(amount),
-                        currency="EUR", channel="erp")
-    today = clock.today()
-    read = await reader_of(db).read(customer_id, order_id, today, "EUR")
-    return service._plan(db, read, req, CALLER, today, guarded=True)
-
-
 async def test_checks_in_flight_share_statements_and_keep_every_limit(api, app):
     customers = [f"B{n:02d}" for n in range(12)]
     for customer_id in customers:
         await account(api, customer_id, limit="1000")
-    reader, writer = reader_of(app.state.db), writer_of(app.state.db)
+    reader = reader_of(app.state.db)
     reader.batches.clear()
-    writer.batches.clear()
     # Three 400 checks per customer against a 1,000 limit: two fit, the third must hold.
     results = await asyncio.gather(*(
         check(api, f"{c}-{k}", "400", customer_id=c) for k in range(3) for c in customers))
@@ -70,7 +56,7 @@ async def test_an_identical_request_inside_a_batch_is_replayed_not_written_twice
     responses = await asyncio.gather(
         *(api.post("/v1/credit-checks", body, role="order-entry") for _ in range(4)),
         *(api.post("/v1/credit-checks", {**body, "order_id": f"OTHER-{c}", "customer_id": c},
-                   role="order-entry") for c in customers for _ in range(1)))
+                   role="order-entry") for c in customers))
     same, others = responses[:4], responses[4:]
     assert sorted(r.status_code for r in same) == [200, 200, 200, 201]
     assert len({r.json()["decision_id"] for r in same}) == 1
@@ -80,51 +66,6 @@ async def test_an_identical_request_inside_a_batch_is_replayed_not_written_twice
         assert (await exposure(api, customer_id))["open_orders"] == "700.00"
     await _no_drift(app.state.db)
 
-
-async def test_a_stale_guard_fails_only_its_own_approval(api, app):
-    db = app.state.db
-    await account(api, "G1", limit="1000")
-    await account(api, "G2", limit="1000")
-    stale = await _plan(db, "G1", "G1-A", "600")
-    fresh = await _plan(db, "G2", "G2-A", "600")
-    assert sql.batchable(stale) and sql.batchable(fresh)
-    await account(api, "G1", limit="500")  # new terms: the approval of 600 no longer stands
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(writer.write(stale), writer.write(fresh))
-    assert writer.batches == [2]
-    assert written[0] is None
-    assert isinstance(written[1], sql.Landed)
-    assert written[1].exposure.total == D("0")
-    assert (await exposure(api, "G1"))["open_orders"] == "0.00"
-    assert (await exposure(api, "G2"))["open_orders"] == "600.00"
-    r = await api.get("/v1/orders/G1-A")
-    assert r.status_code == 404, "an approval whose guard failed leaves nothing behind"
-    await _no_drift(db)
-
-
-async def test_a_batch_that_fails_as_a_whole_writes_nothing_and_each_goes_alone(api, app):
-    db = app.state.db
-    await account(api, "F1", limit="1000")
-    await account(api, "F2", limit="1000")
-    await check(api, "F1-DONE", "100", customer_id="F1")
-    # A plan for an order id that is already stored: its INSERT fails the whole statement.
-    duplicate = await _plan(db, "F1", "F1-DONE", "100")
-    ok = await _plan(db, "F2", "F2-A", "100")
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(writer.write(duplicate), writer.write(ok))
-    assert writer.batches == [2]
-    assert written == [ALONE, ALONE]
-    assert (await api.get("/v1/orders/F2-A")).status_code == 404
-    assert (await exposure(api, "F1"))["open_orders"] == "100.00"
-    assert (await exposure(api, "F2"))["open_orders"] == "0.00"
-    await _no_drift(db)
-    # Alone, through the check itself: the new order is written, the stored one replayed.
-    assert (await check(api, "F2-A", "100", customer_id="F2"))["outcome"] == "approve"
-    await check(api, "F1-DONE", "100", customer_id="F1", expect=200)
-    assert (await exposure(api, "F2"))["open_orders"] == "100.00"
-    await _no_drift(db)
 
 
 async def test_batched_reads_equal_reads_one_by_one(api, app):
@@ -161,55 +102,15 @@ async def test_a_read_the_server_refuses_fails_only_its_own_check(app):
     assert all(isinstance(r, sql.Read) and r.state is None for r in results[:2] + results[3:])
 
 
-async def test_a_waiting_check_whose_deadline_passed_is_not_written(api, app):
-    n = 1
-    db = app.state.db
-    await account(api, f"D{n}", limit="1000")
-    await account(api, f"E{n}", limit="1000")
-    first = await _plan(db, f"E{n}", f"E{n}-A", "100")
-    late = await _plan(db, f"D{n}", f"D{n}-A", "100")
-    writer = writer_of(db)
-    going = asyncio.ensure_future(writer.write(first))
-    waiting = asyncio.ensure_future(writer.write(late))
-    await asyncio.sleep(0)  # both queued; the sender has not run yet
+async def test_a_waiting_check_whose_deadline_passed_is_not_read(app):
+    today = clock.today()
+    reader = reader_of(app.state.db)
+    reader.batches.clear()
+    going = asyncio.ensure_future(reader.read("W1", "o", today, "EUR"))
+    waiting = asyncio.ensure_future(reader.read("W2", "o", today, "EUR"))
+    await asyncio.sleep(0)  # both queued; no sender has run yet
     waiting.cancel()
-    assert isinstance(await going, sql.Landed)
+    assert isinstance(await going, sql.Read)
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert (await api.get(f"/v1/orders/D{n}-A")).status_code == 404
-    await _no_drift(db)
-
-
-async def test_one_customers_approvals_in_a_batch_land_one_after_another(api, app):
-    db = app.state.db
-    await account(api, "H1", limit="1000000")
-    plans = [await _plan(db, "H1", f"H1-{n}", "100") for n in range(5)]
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(*(writer.write(p) for p in plans))
-    assert writer.batches == [5]
-    assert [w.exposure.open_orders for w in written if isinstance(w, sql.Landed)] == [
-        D(0), D(100), D(200), D(300), D(400)]
-    assert (await exposure(api, "H1"))["open_orders"] == "500.00"
-    for n, landed_on in enumerate(("0.00", "100.00", "200.00", "300.00", "400.00")):
-        stored = await order(api, f"H1-{n}")
-        entry = stored["decisions"][0]
-        assert entry["exposure"]["open_orders"] == landed_on, entry
-    async with db.autocommit() as conn:
-        tally = (await conn.exec_driver_sql(
-            "SELECT checks, amount FROM check_days WHERE customer_id = 'H1'")).all()
-    assert [(c, a) for c, a in tally] == [(5, D("500.00"))]
-    await _no_drift(db)
-
-
-async def test_one_customers_approvals_that_do_not_all_fit_all_go_alone(api, app):
-    db = app.state.db
-    await account(api, "H2", limit="1000")
-    plans = [await _plan(db, "H2", f"H2-{n}", "400") for n in range(3)]  # each fits alone
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(*(writer.write(p) for p in plans))
-    assert writer.batches == [3]
-    assert written == [None, None, None], "the third does not fit after the first two"
-    assert (await exposure(api, "H2"))["open_orders"] == "0.00"
-    await _no_drift(db)
+    assert reader.batches == [1], "the cancelled check was not sent"

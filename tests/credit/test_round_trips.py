@@ -1,5 +1,5 @@
 """The hot path's shape, counted on the wire: a reserving check is two PostgreSQL round trips
-(one read, one write), checks in flight together share them, and a dry run of a cached
+(one read, one write), checks in flight together share their reads, and a dry run of a cached
 customer has none.
 
 An app of its own at the product's defaults whose pool reaches PostgreSQL through the small
@@ -166,9 +166,8 @@ async def test_a_reserving_check_is_one_read_and_one_write(api, settings, keys, 
         assert counted.wire.statements == 2 * n, counted.report(n)
         assert counted.wire.counts["P"] == 0, counted.report(n)  # prepared once, at warm-up
 
-        # Checks in flight together share their reads and their approvals' writes
-        # (app/credit/batching.py): fewer round trips than checks, where one by one each
-        # takes two.
+        # Checks in flight together share their reads (app/credit/batching.py): each has
+        # its own write, and the reads of all of them take a few round trips.
         concurrent = [f"RTC{n:03d}" for n in range(N * ATTEMPTS)]
         for start in range(0, len(concurrent), pool):
             await asyncio.gather(*(account(api, c, limit="1000000")
