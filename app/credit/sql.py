@@ -75,28 +75,16 @@ LEFT JOIN LATERAL (
 _STORED_ORDER = """customer_id AS o_customer_id, requested_amount AS o_requested_amount,
     currency AS o_currency, channel AS o_channel, entry_decision_id AS o_entry_decision_id"""
 
-def _snapshot(customer: str, order_id: str, today: str, currency: str) -> str:
-    return f"""SELECT {_ACCOUNT}, o.*
-FROM (SELECT 1) one
-LEFT JOIN accounts a ON a.customer_id = {customer}
-LEFT JOIN policies p ON p.risk_class = a.risk_class
-{_facts(today)}
-LEFT JOIN LATERAL ({_rate(currency, today)}) fx ON {currency} <> a.currency
-LEFT JOIN (SELECT {_STORED_ORDER} FROM orders
-           WHERE customer_id = {customer} AND order_id = {order_id}) o ON true"""
-
-
 # $1 customer, $2 order id (null: none), $3 today, $4 the currency of the check (null: none;
 # its rate into the account's currency when it is another).
-SNAPSHOT = _snapshot("$1::text", "$2::text", "$3", "$4::text")
-# The same read for several checks at once (app/credit/batching.py): $1 a JSON array of
-# {"c": customer, "o": order id, "k": currency}, $2 today; a row each, in their order. A set
-# function whose size the planner cannot see (unlike unnest of an array parameter) keeps one
-# generic plan for every batch size instead of planning each batch afresh.
-SNAPSHOTS = f"""SELECT s.* FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (c text, o text,
-    k text)) WITH ORDINALITY AS v(c, o, k, i)
-CROSS JOIN LATERAL ({_snapshot("v.c", "v.o", "$2", "v.k")}) s
-ORDER BY v.i"""
+SNAPSHOT = f"""SELECT {_ACCOUNT}, o.*
+FROM (SELECT 1) one
+LEFT JOIN accounts a ON a.customer_id = $1::text
+LEFT JOIN policies p ON p.risk_class = a.risk_class
+{_facts("$3")}
+LEFT JOIN LATERAL ({_rate("$4::text", "$3")}) fx ON $4::text <> a.currency
+LEFT JOIN (SELECT {_STORED_ORDER} FROM orders
+           WHERE customer_id = $1::text AND order_id = $2::text) o ON true"""
 
 # The lock (group, then account: app/customers/locking.py) is a statement of its own: a
 # statement that waits for a row lock sees the row as it is once it gets it, but its
@@ -244,12 +232,7 @@ async def read(pg: Any, customer_id: str, order_id: str, today: dt.date, currenc
     first."""
     if lock:
         await locked(pg, customer_id)
-    return read_from_row(await pg.fetchrow(SNAPSHOT, customer_id, order_id, today, currency),
-                         today)
-
-
-def read_from_row(row: Any, today: dt.date) -> Read:
-    """A Read from a row of SNAPSHOT or SNAPSHOTS."""
+    row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today, currency)
     return Read(state_from_row(row, today), _existing(row), _watch(row),
                 None if row["customer_id"] is None else row["fx_rate"])
 
