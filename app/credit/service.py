@@ -1,7 +1,8 @@
 """The reserving credit check: one pipeline, replay-safe.
 
 read (state and any stored order) -> replay, or plan (pure) -> guarded write. Nothing is
-locked while Python decides; when the guard finds that what the decision was based on
+locked while Python decides, and the reads of checks in flight share statements
+(app/credit/batching.py); when the guard finds that what the decision was based on
 changed, or the decision raises an alert (written in the same transaction), the same steps
 run once more in a transaction under the account's row lock, where the write cannot fail.
 Dry runs read (from the cache when it can) and plan, and write nothing.
@@ -19,6 +20,7 @@ from app import clock
 from app.auth.roles import Caller
 from app.cache import Cache
 from app.credit import sql
+from app.credit.batching import ALONE, WriteAlone, reader_of, writer_of
 from app.credit.plans import CheckPlan, ExistingOrder, plan_check
 from app.credit.reads import read_state
 from app.credit.schemas import CreditCheckIn, DecisionOut, render_decision
@@ -107,16 +109,20 @@ async def _attempt(db: Database, req: CreditCheckIn, caller: Caller, *, locked: 
                     for kind, details in plan.alerts.items():
                         await raise_alert(conn, req.customer_id, kind, details, now=plan.at)
         else:
-            async with db.driver() as pg:
-                read = await sql.read(pg, req.customer_id, req.order_id, today, req.currency,
-                                      lock=False)
-                existing = read.existing
-                if existing is None:
-                    plan = _plan(db, read, req, caller, today, guarded=True)
-                    if plan.alerts:
-                        return None
-                    touch(req.customer_id)
-                    landed = await sql.write(pg, plan)
+            read = await reader_of(db).read(req.customer_id, req.order_id, today,
+                                            req.currency)
+            existing = read.existing
+            if existing is None:
+                plan = _plan(db, read, req, caller, today, guarded=True)
+                if plan.alerts:
+                    return None
+                written = await writer_of(db).write(plan) if sql.batchable(plan) else ALONE
+                if isinstance(written, WriteAlone):
+                    async with db.driver() as pg:
+                        touch(req.customer_id)
+                        landed = await sql.write(pg, plan)
+                else:
+                    landed = written
     except (UniqueViolationError, IntegrityError):
         # An identical request won the race to insert this order: answer with its decision.
         existing = await _stored(db, req.order_id)

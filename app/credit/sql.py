@@ -75,16 +75,28 @@ LEFT JOIN LATERAL (
 _STORED_ORDER = """customer_id AS o_customer_id, requested_amount AS o_requested_amount,
     currency AS o_currency, channel AS o_channel, entry_decision_id AS o_entry_decision_id"""
 
+def _snapshot(customer: str, order_id: str, today: str, currency: str) -> str:
+    return f"""SELECT {_ACCOUNT}, o.*
+FROM (SELECT 1) one
+LEFT JOIN accounts a ON a.customer_id = {customer}
+LEFT JOIN policies p ON p.risk_class = a.risk_class
+{_facts(today)}
+LEFT JOIN LATERAL ({_rate(currency, today)}) fx ON {currency} <> a.currency
+LEFT JOIN (SELECT {_STORED_ORDER} FROM orders
+           WHERE customer_id = {customer} AND order_id = {order_id}) o ON true"""
+
+
 # $1 customer, $2 order id (null: none), $3 today, $4 the currency of the check (null: none;
 # its rate into the account's currency when it is another).
-SNAPSHOT = f"""SELECT {_ACCOUNT}, o.*
-FROM (SELECT 1) one
-LEFT JOIN accounts a ON a.customer_id = $1::text
-LEFT JOIN policies p ON p.risk_class = a.risk_class
-{_facts("$3")}
-LEFT JOIN LATERAL ({_rate("$4::text", "$3")}) fx ON $4::text <> a.currency
-LEFT JOIN (SELECT {_STORED_ORDER} FROM orders
-           WHERE customer_id = $1::text AND order_id = $2::text) o ON true"""
+SNAPSHOT = _snapshot("$1::text", "$2::text", "$3", "$4::text")
+# The same read for several checks at once (app/credit/batching.py): $1 a JSON array of
+# {"c": customer, "o": order id, "k": currency}, $2 today; a row each, in their order. A set
+# function whose size the planner cannot see (unlike unnest of an array parameter) keeps one
+# generic plan for every batch size instead of planning each batch afresh.
+SNAPSHOTS = f"""SELECT s.* FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (c text, o text,
+    k text)) WITH ORDINALITY AS v(c, o, k, i)
+CROSS JOIN LATERAL ({_snapshot("v.c", "v.o", "$2", "v.k")}) s
+ORDER BY v.i"""
 
 # The lock (group, then account: app/customers/locking.py) is a statement of its own: a
 # statement that waits for a row lock sees the row as it is once it gets it, but its
@@ -191,6 +203,95 @@ WRITE_IF_UNCHANGED = _write(
 WRITE_NO_ACCOUNT = _write("", _NO_ACCOUNT, _NO_TALLY)
 
 
+# Approvals of ungrouped customers at once (app/credit/batching.py): $1 a JSON array of
+# approval_row()s in customer order (the order their rows are locked in), a customer's own in
+# the order they came. Each customer's approvals land together, one after another, on one
+# UPDATE of its row, or not at all: every one of them must still stand as WRITE_IF_FITS
+# would check it, on the exposure plus the approvals before it (`ahead`). Then the same rows
+# as WRITE_IF_FITS, a row each; an approval that did not land returns no row.
+_APPROVAL_COLUMNS = """c text, o text, s text, a numeric, k text, h text, r numeric, e text,
+    x timestamptz, t timestamptz, u text, oc text, rs jsonb, l numeric, pi int, inp jsonb,
+    cv numeric, fx numeric, tv int, lv int, pv int, w numeric, b numeric, ao bool"""
+WRITE_APPROVALS = f"""WITH v AS (
+    SELECT *, sum(r) OVER (PARTITION BY c ORDER BY ordinality) - r AS ahead
+    FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ({_APPROVAL_COLUMNS}))
+        WITH ORDINALITY AS v
+), need AS (
+    -- What a customer's approvals need of its row: the same versions, room for all of them
+    -- (the least of each one's headroom after those ahead of it), the same for the
+    -- utilisation threshold, and any UTILISATION_HIGH one relied on still open.
+    SELECT c, sum(r) AS r, max(t) AS t, min(tv) AS tv, max(tv) AS tv_max, min(lv) AS lv,
+        max(lv) AS lv_max, min(pv) AS pv, max(pv) AS pv_max, min(w - ahead - r) AS room,
+        min(b - ahead - r) AS below, bool_or(ao) AS ao
+    FROM v GROUP BY c
+), acct AS (
+    UPDATE accounts SET open_orders = open_orders + need.r, updated_at = need.t
+    FROM need
+    WHERE accounts.customer_id = need.c AND accounts.group_id IS NULL
+      AND terms_version = need.tv AND need.tv = need.tv_max
+      AND ledger_version = need.lv AND need.lv = need.lv_max
+      AND COALESCE((SELECT p.version FROM policies p
+                    WHERE p.risk_class = accounts.risk_class), 0) = need.pv
+      AND need.pv = need.pv_max
+      AND open_receivables + open_orders <= need.room
+      AND (need.below IS NULL OR open_receivables + open_orders < need.below)
+      AND (NOT need.ao OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = need.c
+          AND x.kind = 'UTILISATION_HIGH' AND x.status <> 'resolved'))
+    RETURNING need.c, open_receivables AS recv, open_orders - need.r AS before
+), landed AS (
+    SELECT v.*, acct.recv, acct.before + v.ahead AS before FROM v JOIN acct ON acct.c = v.c
+), tally AS (
+    INSERT INTO check_days AS t (customer_id, day, checks, amount)
+    SELECT c, (t AT TIME ZONE 'UTC')::date, count(*), sum(cv) FROM landed
+    GROUP BY c, (t AT TIME ZONE 'UTC')::date
+    ON CONFLICT (customer_id, day)
+    DO UPDATE SET checks = t.checks + EXCLUDED.checks, amount = t.amount + EXCLUDED.amount
+), o AS (
+    INSERT INTO orders (customer_id, order_id, status, amount, requested_amount, currency,
+        converted_amount, fx_rate, channel, reserved, invoiced, released, entry_decision_id,
+        dispatch_decision_id, expires_at, created_at, updated_at)
+    SELECT c, o, s, a, a, k, cv, fx, h, r, 0, false, e, NULL, x, t, t FROM landed
+), e AS (
+    INSERT INTO credit_file (customer_id, entry_id, at, event, actor, order_id, outcome,
+        reasons, amount, currency, converted_amount, fx_rate, open_receivables, open_orders,
+        effective_limit, available, expires_at, payment_index, inputs, details)
+    SELECT c, e, t, 'credit_check', u, o, oc, rs, a, k, cv, fx, recv, before, l,
+        l - (recv + before + r), x, pi, inp, NULL
+    FROM landed
+)
+SELECT ordinality AS i, recv, before FROM landed"""
+
+
+def batchable(plan: CheckPlan) -> bool:
+    """Whether WRITE_APPROVALS can write the plan: an approval of an ungrouped account on
+    the guarded path (no event, no held amount, no group row)."""
+    g = plan.guard
+    return (plan.known and g is not None and g.within is not None and plan.group is None
+            and plan.decision.approved and plan.held == ZERO and plan.status not in EVENT_OF)
+
+
+def approval_row(plan: CheckPlan) -> dict[str, Any]:
+    """A batchable plan as a row of WRITE_APPROVALS' JSON (amounts as exact strings)."""
+    g = plan.guard
+    assert g is not None and g.within is not None
+    d = plan.decision
+    return {
+        "c": plan.customer_id, "o": plan.order_id, "s": plan.status, "a": str(plan.amount),
+        "k": plan.currency, "h": plan.channel, "r": str(plan.reserve), "e": plan.entry_id,
+        "x": None if plan.expires_at is None else plan.expires_at.isoformat(),
+        "t": plan.at.isoformat(), "u": plan.actor, "oc": d.outcome.value,
+        "rs": _reasons(plan), "l": str(plan.effective_limit), "pi": plan.payment_index,
+        "inp": plan.inputs, "cv": str(plan.converted_amount),
+        "fx": None if plan.fx_rate is None else str(plan.fx_rate),
+        "tv": g.terms_version, "lv": g.ledger_version, "pv": g.policy_version,
+        "w": str(g.within), "b": None if g.below is None else str(g.below),
+        "ao": g.alert_open}
+
+
+def _reasons(plan: CheckPlan) -> list[dict[str, str]]:
+    return [{"code": r.code.value, "message": r.message} for r in plan.decision.reasons]
+
+
 def _event(plan: CheckPlan) -> tuple[str | None, str | None, str | None]:
     """(event id, type, data) of the check's event: the held or prepay order, with its
     decision, as GET /v1/orders renders it; nothing for an approval."""
@@ -232,7 +333,12 @@ async def read(pg: Any, customer_id: str, order_id: str, today: dt.date, currenc
     first."""
     if lock:
         await locked(pg, customer_id)
-    row = await pg.fetchrow(SNAPSHOT, customer_id, order_id, today, currency)
+    return read_from_row(await pg.fetchrow(SNAPSHOT, customer_id, order_id, today, currency),
+                         today)
+
+
+def read_from_row(row: Any, today: dt.date) -> Read:
+    """A Read from a row of SNAPSHOT or SNAPSHOTS."""
     return Read(state_from_row(row, today), _existing(row), _watch(row),
                 None if row["customer_id"] is None else row["fx_rate"])
 
@@ -252,14 +358,15 @@ class Landed:
     group: Exposure | None
 
 
-async def write(pg: Any, plan: CheckPlan) -> Landed | None:
-    """Write the plan; what it landed on, or None when its guard no longer holds."""
+async def write(pg: Any, plan: CheckPlan, seconds: float | None = None) -> Landed | None:
+    """Write the plan; what it landed on, or None when its guard no longer holds. `seconds`:
+    how long the statement may take (asyncpg cancels it on the server after that)."""
     d = plan.decision
     args: list[Any] = [
         plan.customer_id, plan.order_id, plan.status, plan.amount, plan.currency, plan.channel,
         plan.reserve, plan.held, 1 if plan.held else 0, plan.entry_id, plan.expires_at,
         plan.at, plan.actor, d.outcome.value,
-        json.dumps([{"code": r.code.value, "message": r.message} for r in d.reasons]),
+        json.dumps(_reasons(plan)),
         plan.effective_limit, plan.payment_index,
         json.dumps(plan.inputs) if plan.inputs is not None else None,
         *_event(plan), plan.converted_amount, plan.fx_rate,
@@ -280,7 +387,8 @@ async def write(pg: Any, plan: CheckPlan) -> Landed | None:
             args += [g.below, g.alert_open]
         else:
             args.append(None if seen is None else seen.open_receivables)
-    row = await pg.fetchrow(sql, *args)
+    row = await (pg.fetchrow(sql, *args) if seconds is None
+                 else pg.fetchrow(sql, *args, timeout=seconds))
     if row is None:
         return None
     group = None if row["g_recv"] is None else Exposure(row["g_recv"], row["g_orders"])

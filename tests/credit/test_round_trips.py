@@ -1,5 +1,6 @@
 """The hot path's shape, counted on the wire: a reserving check is two PostgreSQL round trips
-(one read, one write) and a dry run of a cached customer none.
+(one read, one write), checks in flight together share them, and a dry run of a cached
+customer has none.
 
 An app of its own at the product's defaults whose pool reaches PostgreSQL through the small
 TCP proxy of bench/trace.py, which parses the frontend protocol: every Sync or simple Query
@@ -164,6 +165,25 @@ async def test_a_reserving_check_is_one_read_and_one_write(api, settings, keys, 
         assert counted.wire.round_trips == 2 * n, counted.report(n)
         assert counted.wire.statements == 2 * n, counted.report(n)
         assert counted.wire.counts["P"] == 0, counted.report(n)  # prepared once, at warm-up
+
+        # Checks in flight together share their reads and their approvals' writes
+        # (app/credit/batching.py): fewer round trips than checks, where one by one each
+        # takes two.
+        concurrent = [f"RTC{n:03d}" for n in range(N * ATTEMPTS)]
+        for start in range(0, len(concurrent), pool):
+            await asyncio.gather(*(account(api, c, limit="1000000")
+                                   for c in concurrent[start:start + pool]))
+        together = iter(concurrent)
+
+        async def warm_together() -> None:
+            await asyncio.gather(*(reserve(customer_id) for customer_id in warm_ids))
+
+        async def checks_together() -> int:
+            await asyncio.gather(*(reserve(next(together)) for _ in range(N)))
+            return N
+
+        n = await _steady(counted, warm_together, checks_together)
+        assert counted.wire.round_trips <= n // 2, counted.report(n)
 
         async def dry(customer_id: str) -> None:
             r = await post(_body(f"RTD-{next(orders)}", customer_id, rng, dry_run=True))

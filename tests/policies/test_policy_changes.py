@@ -27,12 +27,12 @@ async def test_a_check_decided_before_a_policy_change_cannot_land_after_it(api, 
     original = sql.write
     changed = []
 
-    async def change_policy_first(pg, w):
+    async def change_policy_first(pg, w, **kw):
         if not changed:
             r = await api.put("/v1/policies/unrated", PREPAY_ALL, role="controller")
             assert r.status_code == 200, r.text
             changed.append(r.json())
-        return await original(pg, w)
+        return await original(pg, w, **kw)
 
     monkeypatch.setattr(sql, "write", change_policy_first)
     decision = await check(api, "O1", "100")
