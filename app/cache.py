@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -57,6 +58,16 @@ class Cache:
         self._redis = Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        # Every committed check retires a version, so that one command rides a connection of
+        # its own, spoken to directly: the client's per-command layers (pool checkout, retry,
+        # observability hooks, a task per timed send) cost more CPU than the round trip.
+        # The timeout is ours (`_timeout`), around the command and its reply.
+        retiring = ConnectionPool.from_url(
+            url, socket_timeout=None, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        self._retirer: AbstractConnection = retiring.connection_class(
+            **retiring.connection_kwargs)
+        self._timeout = timeout
         self._ttl = ttl
         self._cooldown = cooldown
         self._down_until = 0.0
@@ -117,19 +128,37 @@ class Cache:
         if not self.available:
             self._dirty = True
             return False
-        # A version is any new unique token (equality is all a reader checks). Invalidations
-        # that arrive while one is in flight share the next pipeline: under load one round
-        # trip serves many requests, and each still waits for its own before answering.
+        # A version is any new unique token (equality is all a reader checks). The first
+        # invalidation sends its own at once, from the caller's task; those that arrive while a
+        # send is in flight share the next one, sent by a task: under load one round trip
+        # serves many requests, and each still waits for its own before answering.
         for customer_id in customer_ids - {ALL_CUSTOMERS}:
             self._pending[self._ver + customer_id] = secrets.token_hex(8)
         self._pending_epoch |= ALL_CUSTOMERS in customer_ids
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        done = self._next
-        if not self._sending:
-            self._sending = True
-            asyncio.get_running_loop().create_task(self._send_pending())
-        return await asyncio.shield(done)
+        if self._sending:
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(self._next)
+        self._sending = True
+        versions, self._pending = self._pending, {}
+        epoch, self._pending_epoch = self._pending_epoch, False
+        try:
+            return await self._send(versions, epoch)
+        except asyncio.CancelledError:
+            # The caller gave up (its deadline) with these versions perhaps unsent: they go
+            # out with the next send, which waits for nobody.
+            self._pending = {**versions, **self._pending}
+            self._pending_epoch |= epoch
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+            raise
+        finally:
+            # Handed on in the same step as it saw who is waiting: a waiter queued after
+            # this finds no send in flight and sends its own.
+            if self._next is not None:
+                asyncio.get_running_loop().create_task(self._send_pending())
+            else:
+                self._sending = False
 
     async def _send_pending(self) -> None:
         try:
@@ -142,19 +171,18 @@ class Cache:
             self._sending = False
 
     async def _send(self, versions: dict[str, str], epoch: bool) -> bool:
+        commands: list[tuple[str | int, ...]] = [("INCR", self._epoch)] if epoch else []
+        commands += [("SET", key, token, "EX", VERSION_TTL) for key, token in versions.items()]
+        conn = self._retirer
         try:
-            if len(versions) == 1 and not epoch:
-                # The usual batch: one command costs less Python than a pipeline of one.
-                [(key, token)] = versions.items()
-                await self._redis.set(key, token, ex=VERSION_TTL)
-                return True
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if epoch:
-                    pipe.incr(self._epoch)
-                for key, token in versions.items():
-                    pipe.set(key, token, ex=VERSION_TTL)
-                await pipe.execute()
-        except Exception as exc:  # noqa: BLE001
+            async with asyncio.timeout(self._timeout):
+                # A connection that failed or timed out was closed by the client, and
+                # reconnects here: no reply of an earlier command is left to read.
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                for _ in commands:
+                    await conn.read_response()
+        except Exception as exc:  # noqa: BLE001 - a reply that is an error raises too
+            await conn.disconnect(nowait=True)
             self._dirty = True
             self._failed(exc)
             return False
@@ -167,6 +195,7 @@ class Cache:
             return False
 
     async def close(self) -> None:
+        await self._retirer.disconnect()
         await self._redis.aclose()
 
     async def _usable(self) -> bool:

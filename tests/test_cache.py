@@ -21,6 +21,7 @@ from tests.api import Api
 from tests.cleanup import clean
 from tests.conftest import REDIS_URL
 from tests.helpers import account, check, exposure, invoice, pay
+from tests.trust.test_faults import RedisServer
 
 TODAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
@@ -114,6 +115,67 @@ async def test_lost_invalidations_retire_everything_once_redis_is_back(cache):
     cache._down_until = 0.0                      # back
     found, _ = await cache.get("C1", TODAY)
     assert found is None, "the epoch was bumped before the cache was used again"
+
+
+def spy_on_sends(cache: Cache) -> list[dict[str, str]]:
+    """The versions of every send to Redis, in order."""
+    sent: list[dict[str, str]] = []
+    send = cache._send
+
+    async def recorded(versions: dict[str, str], epoch: bool) -> bool:
+        sent.append(dict(versions))
+        return await send(versions, epoch)
+
+    cache._send = recorded  # type: ignore[method-assign]
+    return sent
+
+
+async def test_invalidations_in_flight_share_one_send_and_each_waits_for_its_own(cache):
+    sent = spy_on_sends(cache)
+    customers = [f"C{i}" for i in range(20)]
+    assert await asyncio.gather(*(cache.invalidate({c}) for c in customers)) == [True] * 20
+    # The first is sent at once, alone; the 19 that came while it was in flight, together.
+    assert [len(versions) for versions in sent] == [1, 19]
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stored = await redis.mget([key for versions in sent for key in versions])
+    finally:
+        await redis.aclose()
+    assert [v.decode() for v in stored] == [t for versions in sent for t in versions.values()]
+    assert not cache._sending
+
+
+async def test_a_retirement_whose_caller_gives_up_mid_send_is_sent_again():
+    """A check past its deadline is cancelled while its version is on its way to Redis:
+    the version still lands, sent again by a send that waits for nobody."""
+    server = RedisServer()
+    server.start()
+    # A timeout long enough for this test's own steps; what is tested does not depend on it.
+    cache = Cache(server.url, timeout=1.0)
+    admin = Redis.from_url(server.url)
+    try:
+        assert await cache.invalidate({"C0"})  # the connection is open
+        sent = spy_on_sends(cache)
+        await admin.execute_command("CLIENT", "PAUSE", "5000", "WRITE")
+        caller = asyncio.create_task(cache.invalidate({"C1"}))
+        await asyncio.sleep(0.05)  # its SET is sent and held by the paused server
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        for _ in range(100):
+            if not cache._sending:
+                break
+            await asyncio.sleep(0.02)
+        assert not cache._sending
+        key = next(iter(sent[0]))
+        assert await admin.get(key) == sent[0][key].encode(), "the version landed"
+        assert len(sent) == 2 and sent[1] == sent[0], "the same version, sent once more"
+        assert not cache._dirty, "it landed: nothing else had to be retired"
+    finally:
+        await admin.aclose()
+        await cache.close()
+        server.kill()
 
 
 async def test_api_reads_never_see_stale_exposure(api):
