@@ -5,6 +5,10 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of digits (10 bits): 13 look-ups spell an id, where 26 divisions by 32 took
+# three times as long, on every check.
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+_SHIFTS = range(120, -1, -10)
 _lock = threading.Lock()
 _last = 0
 
@@ -17,8 +21,9 @@ def new_id() -> str:
         if value <= _last:
             value = _last + 1
         _last = value
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    return spelled(value)
+
+
+def spelled(value: int) -> str:
+    """A 128-bit value as 26 digits of Crockford's base32, the most significant first."""
+    return "".join([_PAIRS[value >> shift & 1023] for shift in _SHIFTS])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
-import json
 import logging
 import weakref
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from asyncpg import PostgresError
 
+from app import json_text
 from app.credit import sql
 from app.credit.plans import CheckPlan
 from app.credit.policy import Exposure
@@ -153,7 +153,7 @@ class SnapshotReader(_Batches[SnapshotWanted, sql.Read]):
                     rows = [await pg.fetchrow(sql.SNAPSHOT, one.customer_id, one.order_id,
                                               today, one.currency, timeout=self._timeout)]
                 else:
-                    payload = json.dumps([{"c": w.item.customer_id, "o": w.item.order_id,
+                    payload = json_text.dumps([{"c": w.item.customer_id, "o": w.item.order_id,
                                            "k": w.item.currency} for w in batch])
                     rows = await pg.fetch(sql.SNAPSHOTS, payload, today, timeout=self._timeout)
         except PostgresError as exc:
@@ -200,7 +200,7 @@ class ApprovalWriter(_Batches[CheckPlan, Written]):
             async with self._db.driver() as pg:
                 for wanted in batch:
                     touch(wanted.item.customer_id)
-                payload = json.dumps([sql.approval_row(w.item) for w in batch])
+                payload = json_text.dumps([sql.approval_row(w.item) for w in batch])
                 rows = await pg.fetch(sql.WRITE_APPROVALS, payload, timeout=self._timeout)
         except Exception as exc:  # noqa: BLE001 - nothing was written: each on its own
             log.info("batched approvals failed (%s); writing one by one", type(exc).__name__)

@@ -9,11 +9,11 @@ statements: the lock, then the same read.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from app import json_text
 from app.credit.plans import CheckPlan, CreditState, ExistingOrder, Watch
 from app.credit.policy import Exposure
 from app.credit.rows import GROUP_COLUMNS, POLICY_COLUMNS, state_from_row
@@ -366,9 +366,9 @@ async def write(pg: Any, plan: CheckPlan, seconds: float | None = None) -> Lande
         plan.customer_id, plan.order_id, plan.status, plan.amount, plan.currency, plan.channel,
         plan.reserve, plan.held, 1 if plan.held else 0, plan.entry_id, plan.expires_at,
         plan.at, plan.actor, d.outcome.value,
-        json.dumps(_reasons(plan)),
+        json_text.dumps(_reasons(plan)),
         plan.effective_limit, plan.payment_index,
-        json.dumps(plan.inputs) if plan.inputs is not None else None,
+        json_text.dumps(plan.inputs) if plan.inputs is not None else None,
         *_event(plan), plan.converted_amount, plan.fx_rate,
         None if plan.group is None else plan.group.group_id]
     g = plan.guard
