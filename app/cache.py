@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,11 @@ class Cache:
         self._pending_epoch = False
         self._next: asyncio.Future[bool] | None = None
         self._sending = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.trusted: Callable[[], bool] = lambda: True
+        # How a send that failed tells the other processes (retire_after_commit sets it):
+        # its callers may be gone (past their deadline), and nobody else would.
+        self.on_lost: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     @property
     def available(self) -> bool:
@@ -146,8 +150,10 @@ class Cache:
             return await self._send(versions, epoch)
         except asyncio.CancelledError:
             # The caller gave up (its deadline) with these versions perhaps unsent: they go
-            # out with the next send, which waits for nobody.
-            self._pending = {**versions, **self._pending}
+            # out with the next send, which waits for nobody. Under new tokens: a copy of the
+            # old one still on its way to Redis must not bring back what a later version
+            # retired.
+            self._pending = {**{key: secrets.token_hex(8) for key in versions}, **self._pending}
             self._pending_epoch |= epoch
             if self._next is None:
                 self._next = asyncio.get_running_loop().create_future()
@@ -156,19 +162,33 @@ class Cache:
             # Handed on in the same step as it saw who is waiting: a waiter queued after
             # this finds no send in flight and sends its own.
             if self._next is not None:
-                asyncio.get_running_loop().create_task(self._send_pending())
+                self._spawn(self._send_pending())
             else:
                 self._sending = False
 
     async def _send_pending(self) -> None:
+        done: asyncio.Future[bool] | None = None
         try:
             while self._next is not None:
                 done, self._next = self._next, None
                 versions, self._pending = self._pending, {}
                 epoch, self._pending_epoch = self._pending_epoch, False
                 done.set_result(await self._send(versions, epoch))
+        except BaseException:
+            # Cancelled with the event loop: whoever still waits hears that nothing is sure.
+            self._dirty = True
+            for waiting in (done, self._next):
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(False)
+            self._next, self._pending, self._pending_epoch = None, {}, False
+            raise
         finally:
             self._sending = False
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, versions: dict[str, str], epoch: bool) -> bool:
         commands: list[tuple[str | int, ...]] = [("INCR", self._epoch)] if epoch else []
@@ -185,6 +205,8 @@ class Cache:
             await conn.disconnect(nowait=True)
             self._dirty = True
             self._failed(exc)
+            if self.on_lost is not None:
+                self._spawn(self.on_lost())
             return False
         return True
 
@@ -195,8 +217,10 @@ class Cache:
             return False
 
     async def close(self) -> None:
-        await self._retirer.disconnect()
-        await self._redis.aclose()
+        try:
+            await self._retirer.disconnect(nowait=True)
+        finally:
+            await self._redis.aclose()
 
     async def _usable(self) -> bool:
         if not self.available or not self.trusted():
@@ -228,15 +252,20 @@ def retire_after_commit(db: Database, cache: Cache | None) -> OnCommit:
     each retire the whole cache before its next use.
     """
 
-    async def after_commit(touched: set[str]) -> None:
-        if cache is not None and await cache.invalidate(touched):
-            return
+    async def signal_lost() -> None:
         try:
             async with db.autocommit() as conn:
                 await notify(conn, CACHE_CHANNEL)
         except Exception:
             log.warning("could not signal a lost cache invalidation", exc_info=True)
 
+    async def after_commit(touched: set[str]) -> None:
+        if cache is not None and await cache.invalidate(touched):
+            return
+        await signal_lost()
+
+    if cache is not None:
+        cache.on_lost = signal_lost
     return after_commit
 
 

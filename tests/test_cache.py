@@ -7,16 +7,19 @@ import datetime as dt
 import secrets
 from decimal import Decimal as D
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from app.cache import Cache
+from app.cache import Cache, retire_after_commit
 from app.credit.codec import state_from_doc, state_to_doc
 from app.credit.plans import CreditState
 from app.credit.policy import Overdue, PolicyParams
 from app.customers.models import Account
+from app.db.engine import driver_connect_args
 from app.main import create_app
 from app.metrics import CACHE_REQUESTS
+from app.notify import CACHE_CHANNEL
 from tests.api import Api
 from tests.cleanup import clean
 from tests.conftest import REDIS_URL
@@ -169,13 +172,62 @@ async def test_a_retirement_whose_caller_gives_up_mid_send_is_sent_again():
             await asyncio.sleep(0.02)
         assert not cache._sending
         key = next(iter(sent[0]))
-        assert await admin.get(key) == sent[0][key].encode(), "the version landed"
-        assert len(sent) == 2 and sent[1] == sent[0], "the same version, sent once more"
+        assert len(sent) == 2 and sent[1].keys() == sent[0].keys(), "sent once more"
+        # Under a new token: a late copy of the first SET must not bring back a token that
+        # readers may already have stored entries under.
+        assert sent[1][key] != sent[0][key]
+        assert await admin.get(key) == sent[1][key].encode(), "the version landed"
         assert not cache._dirty, "it landed: nothing else had to be retired"
     finally:
         await admin.aclose()
         await cache.close()
         server.kill()
+
+
+async def test_a_resend_that_fails_with_nobody_waiting_tells_the_other_processes():
+    server = RedisServer()
+    server.start()
+    # A timeout long enough for this test's own steps; what is tested does not depend on it.
+    cache = Cache(server.url, timeout=0.3)
+    told: list[str] = []
+
+    async def on_lost() -> None:
+        told.append("lost")
+
+    cache.on_lost = on_lost
+    try:
+        assert await cache.invalidate({"C0"})
+        server.pause()  # nothing Redis is sent gets an answer
+        caller = asyncio.create_task(cache.invalidate({"C1"}))
+        await asyncio.sleep(0.05)
+        caller.cancel()  # its deadline: nobody is left to hear how the resend went
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        for _ in range(100):
+            if told:
+                break
+            await asyncio.sleep(0.02)
+        assert told == ["lost"] and cache._dirty
+    finally:
+        server.resume()
+        await cache.close()
+        server.kill()
+
+
+async def test_a_lost_retirement_is_signalled_over_notify(db):
+    """retire_after_commit wires the cache's on_lost to NOTIFY, which every process hears."""
+    cache = Cache(REDIS_URL, namespace=f"t{secrets.token_hex(4)}")
+    retire_after_commit(db, cache)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(**driver_connect_args(db.settings.require_database_url()))
+    try:
+        await listener.add_listener(CACHE_CHANNEL, lambda *args: heard.put_nowait(args[2]))
+        assert cache.on_lost is not None
+        await cache.on_lost()
+        assert await asyncio.wait_for(heard.get(), 5) == CACHE_CHANNEL
+    finally:
+        await listener.close()
+        await cache.close()
 
 
 async def test_api_reads_never_see_stale_exposure(api):
