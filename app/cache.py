@@ -55,16 +55,15 @@ class Cache:
         self._epoch = f"{namespace}:epoch"
         self._ver = f"{namespace}:ver:"
         self._state = f"{namespace}:state:"
-        self._redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 0),
+            "retry_on_timeout": False, "health_check_interval": 0}
+        self._redis = Redis.from_url(url, socket_timeout=timeout, **options)
         # Every committed check retires a version, so that one command rides a connection of
         # its own, spoken to directly: the client's per-command layers (pool checkout, retry,
         # observability hooks, a task per timed send) cost more CPU than the round trip.
         # The timeout is ours (`_timeout`), around the command and its reply.
-        retiring = ConnectionPool.from_url(
-            url, socket_timeout=None, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        retiring = ConnectionPool.from_url(url, socket_timeout=None, **options)
         self._retirer: AbstractConnection = retiring.connection_class(
             **retiring.connection_kwargs)
         self._timeout = timeout
@@ -78,8 +77,8 @@ class Cache:
         self._sending = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.trusted: Callable[[], bool] = lambda: True
-        # How a send that failed tells the other processes (retire_after_commit sets it):
-        # its callers may be gone (past their deadline), and nobody else would.
+        # How a batched send that failed tells the other processes (retire_after_commit sets
+        # it): its callers may be gone (past their deadlines), and nobody else would.
         self.on_lost: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     @property
@@ -140,9 +139,7 @@ class Cache:
             self._pending[self._ver + customer_id] = secrets.token_hex(8)
         self._pending_epoch |= ALL_CUSTOMERS in customer_ids
         if self._sending:
-            if self._next is None:
-                self._next = asyncio.get_running_loop().create_future()
-            return await asyncio.shield(self._next)
+            return await asyncio.shield(self._next_send())
         self._sending = True
         versions, self._pending = self._pending, {}
         epoch, self._pending_epoch = self._pending_epoch, False
@@ -155,8 +152,7 @@ class Cache:
             # retired.
             self._pending = {**{key: secrets.token_hex(8) for key in versions}, **self._pending}
             self._pending_epoch |= epoch
-            if self._next is None:
-                self._next = asyncio.get_running_loop().create_future()
+            self._next_send()
             raise
         finally:
             # Handed on in the same step as it saw who is waiting: a waiter queued after
@@ -173,7 +169,10 @@ class Cache:
                 done, self._next = self._next, None
                 versions, self._pending = self._pending, {}
                 epoch, self._pending_epoch = self._pending_epoch, False
-                done.set_result(await self._send(versions, epoch))
+                sent = await self._send(versions, epoch)
+                if not sent and self.on_lost is not None:
+                    self._spawn(self.on_lost())
+                done.set_result(sent)
         except BaseException:
             # Cancelled with the event loop: whoever still waits hears that nothing is sure.
             self._dirty = True
@@ -184,6 +183,12 @@ class Cache:
             raise
         finally:
             self._sending = False
+
+    def _next_send(self) -> asyncio.Future[bool]:
+        """What the next batched send will answer (made when the first one waits for it)."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        return self._next
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -205,8 +210,6 @@ class Cache:
             await conn.disconnect(nowait=True)
             self._dirty = True
             self._failed(exc)
-            if self.on_lost is not None:
-                self._spawn(self.on_lost())
             return False
         return True
 
