@@ -144,5 +144,6 @@ async def _sample_pool_use(db: Database) -> None:
     """Publish this worker's pool use once a second (cheaper than counting every checkout)."""
     pool = db.engine.sync_engine.pool
     while True:
-        metrics.DB_POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
+        in_use = pool.checkedout() - db.kept_connections  # type: ignore[attr-defined]
+        metrics.DB_POOL_IN_USE.set(in_use)
         await asyncio.sleep(1)

@@ -512,7 +512,8 @@ def main() -> int:
                     f"others {cpu['other_cores']:.2f} cores")
         for sc in all_sc:
             sc.lat = run_wrk(urls[sc.server], sc, LAT_CONNS, LAT_DURATION, f"lat-{sc.key}")
-            log(f"latency @{LAT_CONNS} {sc.key:<9} p50 {sc.lat['p50_ms']:.2f} ms  "
+            log(f"latency @{LAT_CONNS} {sc.key:<9} {sc.lat['rps']:.0f} req/s  "
+                f"p50 {sc.lat['p50_ms']:.2f} ms  "
                 f"p99 {sc.lat['p99_ms']:.2f} ms")
             time.sleep(1)
         cache_metrics = metric_lines(app_url, "creditgate_cache_requests_total")
@@ -583,8 +584,8 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
         f"{', REDIS_URL set' if redis_version else ', no Redis'}.",
         "",
         "| scenario | req/s (per round) | ratio | of | target | | CPU-cost ratio "
-        "| p50 @c8 | p99 @c8 | approve | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| req/s @c8 | p50 @c8 | p99 @c8 | approve | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sc in all_sc:
         per_round = " / ".join(f"{r['rps']:.0f}" for r in sc.sat)
@@ -619,7 +620,8 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
         lat = sc.lat or {}
         lines.append(
             f"| {sc.title} | {per_round} | {ratio} | {of} | {target} | {verdict} | {cost} "
-            f"| {lat.get('p50_ms', 0):.1f} ms | {lat.get('p99_ms', 0):.1f} ms | {approve} "
+            f"| {lat.get('rps', 0):.0f} | {lat.get('p50_ms', 0):.1f} ms "
+            f"| {lat.get('p99_ms', 0):.1f} ms | {approve} "
             f"| {bad}{f' +{timeouts} timeouts' if timeouts else ''} |")
     others = statistics.mean(sc.cpu.get("other_cores", 0.0) for sc in all_sc)
     lines += ["", "*ratio*: requests/s against the base measured in the same round (median, "

@@ -1,0 +1,143 @@
+"""The hot path keeps its pooled connections between statements (app/db/engine.py), and that
+never costs anyone else a connection: whoever waits for the pool gets them at once.
+
+A Database of its own at the product's defaults (3 pooled connections, no overflow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event, text
+
+from app.db.engine import KEEP_IDLE_SECONDS, Database
+from app.settings import Settings
+from tests.conftest import PG_ADMIN
+
+
+@pytest.fixture
+async def own_db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings)
+    yield database
+    await database.dispose()
+
+
+def _checkouts(database: Database) -> list[int]:
+    seen: list[int] = []
+
+    @event.listens_for(database.engine.sync_engine, "checkout")
+    def _count(*_args: Any) -> None:
+        seen.append(1)
+
+    return seen
+
+
+def _pool(database: Database) -> Any:
+    return database.engine.sync_engine.pool
+
+
+async def test_statements_one_after_another_reuse_one_kept_connection(own_db):
+    checkouts = _checkouts(own_db)
+    backends = set()
+    for _ in range(20):
+        async with own_db.driver() as pg:
+            backends.add(await pg.fetchval("SELECT pg_backend_pid()"))
+    assert len(backends) == 1
+    assert len(checkouts) == 1, "each statement went through the pool's checkout"
+    assert own_db.kept_connections == 1
+
+
+async def test_a_transaction_gets_kept_connections_when_the_pool_has_none(own_db, settings):
+    size = settings.db_pool_size
+    async with AsyncExitStack() as stack:  # every pooled connection in use by the hot path
+        for _ in range(size):
+            await stack.enter_async_context(own_db.driver())
+    assert own_db.kept_connections == size
+    assert _pool(own_db).checkedin() == 0
+    # Without handing the kept ones back at once, this would wait until the kept list's sweep
+    # returned them (KEEP_IDLE_SECONDS), or the pool's timeout: not a timing of the checkout,
+    # a bound far above it that only the wait for a sweep exceeds.
+    assert await asyncio.wait_for(_one_transaction(own_db), KEEP_IDLE_SECONDS / 2) == 1
+    assert own_db.kept_connections == 0
+
+
+async def test_a_released_connection_goes_to_whoever_waits_for_one(own_db, settings):
+    size = settings.db_pool_size
+    async with AsyncExitStack() as held:
+        for _ in range(size):
+            await held.enter_async_context(own_db.driver())
+        waiter = asyncio.ensure_future(_one_transaction(own_db))
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "the pool had a free connection after all"
+    # Released while the transaction waits: it goes to the pool, not to the kept list. Well
+    # before the kept list's own sweep would have handed it back.
+    await asyncio.sleep(0.05)
+    assert waiter.done() and waiter.result() == 1
+    assert KEEP_IDLE_SECONDS > 0.5
+
+
+async def _one_transaction(database: Database) -> int:
+    async with database.begin() as conn:
+        return int(await conn.scalar(text("SELECT 1")))
+
+
+async def test_an_unused_kept_connection_goes_back_to_the_pool(own_db):
+    async with own_db.driver() as pg:
+        await pg.fetchval("SELECT 1")
+    assert own_db.kept_connections == 1
+    assert _pool(own_db).checkedout() == 1
+    await asyncio.sleep(2.5 * KEEP_IDLE_SECONDS)
+    assert own_db.kept_connections == 0
+    assert _pool(own_db).checkedout() == 0
+
+
+async def test_a_kept_connection_the_server_closed_is_not_handed_out(own_db):
+    async with own_db.driver() as pg:
+        pid = await pg.fetchval("SELECT pg_backend_pid()")
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    for _ in range(50):  # the client hears of it when the socket closes
+        await asyncio.sleep(0.02)
+        kept_driver = own_db._kept._idle[0][0].driver_connection
+        if kept_driver.is_closed():
+            break
+    async with own_db.driver() as pg:
+        assert await pg.fetchval("SELECT pg_backend_pid()") != pid
+
+
+async def test_a_statement_the_server_refuses_keeps_the_connection_usable(own_db):
+    with pytest.raises(asyncpg.PostgresError):
+        async with own_db.driver() as pg:
+            await pg.execute("SELECT 1/0")
+    async with own_db.driver() as pg:
+        assert await pg.fetchval("SELECT 2") == 2
+    assert own_db.kept_connections == 1
+
+
+async def test_a_connection_abandoned_mid_statement_is_never_kept(own_db):
+    async def slow() -> None:
+        async with own_db.driver() as pg:
+            await pg.execute("SELECT pg_sleep(5)")
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(slow(), 0.2)
+    assert own_db.kept_connections == 0
+    assert _pool(own_db).checkedout() == 0
+
+
+async def test_dispose_hands_kept_connections_back(settings):
+    database = Database(settings)
+    async with database.driver() as pg:
+        await pg.fetchval("SELECT 1")
+    pool = _pool(database)
+    assert pool.checkedout() == 1
+    await database.dispose()
+    assert pool.checkedout() == 0
