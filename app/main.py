@@ -142,8 +142,6 @@ async def _open_pool(db: Database) -> None:
 
 async def _sample_pool_use(db: Database) -> None:
     """Publish this worker's pool use once a second (cheaper than counting every checkout)."""
-    pool = db.engine.sync_engine.pool
     while True:
-        in_use = pool.checkedout() - db.kept_connections  # type: ignore[attr-defined]
-        metrics.DB_POOL_IN_USE.set(in_use)
+        metrics.DB_POOL_IN_USE.set(db.connections_in_use)
         await asyncio.sleep(1)

@@ -47,7 +47,8 @@ EVENTS = Counter("creditgate_events_total", "Events committed to the outbox, by 
 WEBHOOK_DELIVERIES = Counter("creditgate_webhook_deliveries_total", "Webhook delivery attempts "
                              "by result (delivered, retried, failed: given up)", ["result"])
 DB_POOL_IN_USE = Gauge("creditgate_db_pool_connections_in_use", "Database connections checked "
-                       "out of the pool", multiprocess_mode="livesum")
+                       "out of the pool and in use (kept idle ones not counted)",
+                       multiprocess_mode="livesum")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Decisions committed by one request or task, each with its order's channel (for counting).

@@ -101,6 +101,12 @@ class Database:
         """Pooled connections checked out but idle, kept for the hot path's next statement."""
         return self._kept.idle
 
+    @property
+    def connections_in_use(self) -> int:
+        """Pooled connections checked out and doing work (kept idle ones not counted)."""
+        checked_out: int = self.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+        return checked_out - self._kept.idle
+
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[None]:
         outer = _touched.get()

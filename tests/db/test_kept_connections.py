@@ -50,6 +50,8 @@ async def test_statements_one_after_another_reuse_one_kept_connection(own_db):
     assert len(backends) == 1
     assert len(checkouts) == 1, "each statement went through the pool's checkout"
     assert own_db.kept_connections == 1
+    assert _pool(own_db).checkedout() == 1
+    assert own_db.connections_in_use == 0  # what the pool-in-use gauge publishes
 
 
 async def test_a_transaction_gets_kept_connections_when_the_pool_has_none(own_db, settings):
