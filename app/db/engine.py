@@ -84,6 +84,7 @@ class Database:
                 raise
             except BaseException:
                 # Broken, or abandoned mid-statement by a deadline: never hand it out again.
+                self._kept.forget(pooled)
                 pooled.invalidate()
                 await greenlet_spawn(pooled.close)
                 raise
@@ -186,6 +187,10 @@ class _KeptConnections:
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(KEEP_IDLE_SECONDS,
                                                                   self._sweep)
+
+    def forget(self, pooled: Any) -> None:
+        """A connection taken from the kept list that will not come back."""
+        self._since.pop(id(pooled), None)
 
     @asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:

@@ -125,6 +125,9 @@ async def test_a_statement_the_server_refuses_keeps_the_connection_usable(own_db
 
 
 async def test_a_connection_abandoned_mid_statement_is_never_kept(own_db):
+    async with own_db.driver() as pg:  # kept: the slow statement below reuses it
+        await pg.fetchval("SELECT 1")
+
     async def slow() -> None:
         async with own_db.driver() as pg:
             await pg.execute("SELECT pg_sleep(5)")
@@ -133,6 +136,7 @@ async def test_a_connection_abandoned_mid_statement_is_never_kept(own_db):
         await asyncio.wait_for(slow(), 0.2)
     assert own_db.kept_connections == 0
     assert _pool(own_db).checkedout() == 0
+    assert not own_db._kept._since, "a connection that will not come back is still tracked"
 
 
 async def test_dispose_hands_kept_connections_back(settings):
