@@ -160,6 +160,7 @@ class _KeptConnections:
         self._waiting = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._returning: set[asyncio.Task[None]] = set()
+        self._closed = False  # disposed: a batch sender that outlives it keeps nothing more
 
     @property
     def idle(self) -> int:
@@ -169,18 +170,36 @@ class _KeptConnections:
         now = time.monotonic()
         while self._idle:
             pooled, since, _ = self._idle.pop()
-            driver = pooled.driver_connection
-            if (now - since < KEEP_AT_MOST_SECONDS and not driver.is_closed()
-                    and not driver.is_in_transaction()):
+            if now - since < KEEP_AT_MOST_SECONDS and self._usable(pooled):
                 self._since[id(pooled)] = since
                 return pooled
             self._spawn_return([pooled])
         return None
 
+    def _usable(self, pooled: Any) -> bool:
+        """What the pool's checkout would check, and then some: a kept connection skips it.
+        Not closed by the server, not left inside a transaction, not invalidated (on its
+        own, or with the whole pool after a disconnect seen elsewhere), not due for
+        pool_recycle."""
+        driver = pooled.driver_connection
+        record = pooled._connection_record
+        if (record is None or not pooled.is_valid or driver.is_closed()
+                or driver.is_in_transaction()):
+            return False
+        # The pool's own checks, by its private names: should a SQLAlchemy release rename
+        # them, nothing is kept any more (slower, never wrong), and
+        # tests/db/test_kept_connections.py fails.
+        invalidated = getattr(record, "_is_hard_or_soft_invalidated", None)
+        recycle = getattr(self._engine.sync_engine.pool, "_recycle", None)
+        if invalidated is None or recycle is None or invalidated():
+            return False
+        return bool(recycle < 0 or time.time() - record.starttime <= recycle)
+
     async def give_back(self, pooled: Any) -> None:
         now = time.monotonic()
         since = self._since.pop(id(pooled), now)
-        if self._waiting or now - since >= KEEP_AT_MOST_SECONDS:
+        if (self._waiting or self._closed or now - since >= KEEP_AT_MOST_SECONDS
+                or pooled.driver_connection.is_in_transaction()):
             await greenlet_spawn(pooled.close)
             return
         self._idle.append((pooled, since, now))
@@ -204,6 +223,7 @@ class _KeptConnections:
             self._waiting -= 1
 
     async def return_all(self) -> None:
+        self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

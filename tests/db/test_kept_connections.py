@@ -83,6 +83,31 @@ async def test_a_released_connection_goes_to_whoever_waits_for_one(own_db, setti
     assert KEEP_IDLE_SECONDS > 0.5
 
 
+async def test_a_hot_statement_waiting_for_the_pool_gets_a_released_connection(own_db, settings):
+    async def one_more() -> int:
+        async with own_db.driver() as pg:
+            return int(await pg.fetchval("SELECT 3"))
+
+    async with AsyncExitStack() as held:
+        for _ in range(settings.db_pool_size):
+            await held.enter_async_context(own_db.driver())
+        waiter = asyncio.ensure_future(one_more())
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "the pool had a free connection after all"
+    await asyncio.sleep(0.05)  # well before the kept list's sweep (KEEP_IDLE_SECONDS)
+    assert waiter.done() and waiter.result() == 3
+
+
+async def test_a_kept_connection_is_not_reused_once_the_pool_is_invalidated(own_db):
+    async with own_db.driver() as pg:
+        pid = await pg.fetchval("SELECT pg_backend_pid()")
+    # What SQLAlchemy does when a statement elsewhere meets a disconnect: every connection
+    # older than now is to be renewed. A kept one must not slip past that.
+    _pool(own_db)._invalidate(None, _checkin=False)
+    async with own_db.driver() as pg:
+        assert await pg.fetchval("SELECT pg_backend_pid()") != pid
+
+
 async def _one_transaction(database: Database) -> int:
     async with database.begin() as conn:
         return int(await conn.scalar(text("SELECT 1")))
@@ -106,21 +131,25 @@ async def test_a_kept_connection_the_server_closed_is_not_handed_out(own_db):
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
         await admin.close()
-    for _ in range(50):  # the client hears of it when the socket closes
-        await asyncio.sleep(0.02)
-        kept_driver = own_db._kept._idle[0][0].driver_connection
+    kept_driver = own_db._kept._idle[0][0].driver_connection
+    for _ in range(100):  # the client hears of it when the socket closes
         if kept_driver.is_closed():
             break
+        await asyncio.sleep(0.02)
+    assert kept_driver.is_closed()
     async with own_db.driver() as pg:
         assert await pg.fetchval("SELECT pg_backend_pid()") != pid
 
 
 async def test_a_statement_the_server_refuses_keeps_the_connection_usable(own_db):
+    checkouts = _checkouts(own_db)
     with pytest.raises(asyncpg.PostgresError):
         async with own_db.driver() as pg:
+            pid = await pg.fetchval("SELECT pg_backend_pid()")
             await pg.execute("SELECT 1/0")
     async with own_db.driver() as pg:
-        assert await pg.fetchval("SELECT 2") == 2
+        assert await pg.fetchval("SELECT pg_backend_pid()") == pid
+    assert len(checkouts) == 1, "the refused statement's connection was not kept"
     assert own_db.kept_connections == 1
 
 
@@ -139,11 +168,16 @@ async def test_a_connection_abandoned_mid_statement_is_never_kept(own_db):
     assert not own_db._kept._since, "a connection that will not come back is still tracked"
 
 
-async def test_dispose_hands_kept_connections_back(settings):
+async def test_dispose_closes_kept_connections(settings):
     database = Database(settings)
     async with database.driver() as pg:
         await pg.fetchval("SELECT 1")
-    pool = _pool(database)
-    assert pool.checkedout() == 1
+    assert database.kept_connections == 1
     await database.dispose()
-    assert pool.checkedout() == 0
+    assert database.kept_connections == 0
+    assert pg.is_closed(), "dispose left a kept connection open"
+    # Work that outlives the dispose (a batch sender finishing) keeps nothing more.
+    async with database.driver() as late:
+        await late.fetchval("SELECT 1")
+    assert database.kept_connections == 0
+    await database.dispose()
