@@ -72,23 +72,25 @@ class Database:
         the hot path's next statement while nobody else waits for one (_KeptConnections).
         """
         async with self._unit_of_work():
-            pooled = self._kept.take()
-            if pooled is None:
+            kept = self._kept.take()
+            if kept is None:
                 async with self._kept.waiting():
                     pooled = await self.engine.raw_connection()
+                since = time.monotonic()
+            else:
+                pooled, since = kept
             try:
                 yield pooled.driver_connection
             except asyncpg.PostgresError:
                 # The server refused a statement; the connection itself is fine.
-                await self._kept.give_back(pooled)
+                await self._kept.give_back(pooled, since)
                 raise
             except BaseException:
                 # Broken, or abandoned mid-statement by a deadline: never hand it out again.
-                self._kept.forget(pooled)
                 pooled.invalidate()
                 await greenlet_spawn(pooled.close)
                 raise
-            await self._kept.give_back(pooled)
+            await self._kept.give_back(pooled, since)
 
     @asynccontextmanager
     async def _connect(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
@@ -155,8 +157,8 @@ class _KeptConnections:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._idle: list[tuple[Any, float, float]] = []  # (connection, kept since, unused since)
-        self._since: dict[int, float] = {}  # id(connection) -> checked out of the pool at
+        # (connection, checked out of the pool at, unused since)
+        self._idle: list[tuple[Any, float, float]] = []
         self._waiting = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._returning: set[asyncio.Task[None]] = set()
@@ -166,15 +168,19 @@ class _KeptConnections:
     def idle(self) -> int:
         return len(self._idle)
 
-    def take(self) -> Any | None:
+    def take(self) -> tuple[Any, float] | None:
+        """A kept connection and when it was checked out of the pool; None when none is."""
         now = time.monotonic()
         while self._idle:
             pooled, since, _ = self._idle.pop()
             if now - since < KEEP_AT_MOST_SECONDS and self._usable(pooled):
-                self._since[id(pooled)] = since
-                return pooled
+                return pooled, since
             self._spawn_return([pooled])
         return None
+
+    @property
+    def _pool(self) -> Any:
+        return self._engine.sync_engine.pool  # replaced by dispose(): looked up each time
 
     def _usable(self, pooled: Any) -> bool:
         """What the pool's checkout would check, and then some: a kept connection skips it.
@@ -190,14 +196,14 @@ class _KeptConnections:
         # them, nothing is kept any more (slower, never wrong), and
         # tests/db/test_kept_connections.py fails.
         invalidated = getattr(record, "_is_hard_or_soft_invalidated", None)
-        recycle = getattr(self._engine.sync_engine.pool, "_recycle", None)
+        recycle = getattr(self._pool, "_recycle", None)
         if invalidated is None or recycle is None or invalidated():
             return False
         return bool(recycle < 0 or time.time() - record.starttime <= recycle)
 
-    async def give_back(self, pooled: Any) -> None:
+    async def give_back(self, pooled: Any, since: float) -> None:
+        """Keep `pooled` (checked out of the pool at `since`), or return it to the pool."""
         now = time.monotonic()
-        since = self._since.pop(id(pooled), now)
         if (self._waiting or self._closed or now - since >= KEEP_AT_MOST_SECONDS
                 or pooled.driver_connection.is_in_transaction()):
             await greenlet_spawn(pooled.close)
@@ -207,16 +213,12 @@ class _KeptConnections:
             self._sweeper = asyncio.get_running_loop().call_later(KEEP_IDLE_SECONDS,
                                                                   self._sweep)
 
-    def forget(self, pooled: Any) -> None:
-        """A connection taken from the kept list that will not come back."""
-        self._since.pop(id(pooled), None)
-
     @asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
         """Around a checkout from the pool: while it waits, nothing is kept."""
         self._waiting += 1
         try:
-            if self._idle and self._engine.sync_engine.pool.checkedin() == 0:  # type: ignore[attr-defined]
+            if self._idle and self._pool.checkedin() == 0:
                 await self._return([pooled for pooled, _, _ in self._drain()])
             yield
         finally:
