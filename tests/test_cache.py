@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import secrets
+from dataclasses import replace
 from decimal import Decimal as D
 
 import asyncpg
@@ -14,7 +16,7 @@ from redis.asyncio import Redis
 from app.cache import Cache, retire_after_commit
 from app.credit.codec import state_from_doc, state_to_doc
 from app.credit.plans import CreditState
-from app.credit.policy import Overdue, PolicyParams
+from app.credit.policy import Exposure, GroupTerms, Overdue, PolicyParams
 from app.customers.models import Account
 from app.db.engine import driver_connect_args
 from app.main import create_app
@@ -55,6 +57,29 @@ def counted(result: str) -> float:
 def test_state_round_trips_through_json():
     original = state("12.3400")
     assert state_from_doc(state_to_doc(original)) == original
+
+
+def test_the_document_holds_amounts_and_dates_as_text_and_the_rest_as_is():
+    at = dt.datetime(2026, 11, 23, 12, 5, 7, 123456, tzinfo=dt.UTC)
+    terms = GroupTerms("G1", "EUR", D("9000.10"), False, None, Exposure(D("1.5"), D("2")), 3)
+    s = replace(state("12.3400"), group=terms)
+    s = replace(s, account=replace(s.account, updated_at=at, temp_limit_amount=None,
+                                   review_due_on=None))
+    doc = state_to_doc(s)
+    account = doc["account"]
+    assert account["credit_limit"] == "1000" and account["open_orders"] == "12.3400"
+    assert account["temp_limit_expires_on"] == "2026-11-23"
+    assert account["updated_at"] == "2026-11-23T12:05:07.123456+00:00"  # a datetime's own
+    assert account["temp_limit_amount"] is None and account["review_due_on"] is None
+    assert account["payment_index"] == 64 and account["blocked"] is False
+    assert account["customer_id"] == "C1" and account["terms_version"] == 1
+    assert doc["policy"]["hold_band"] == "0.20" and doc["policy"]["prepay_required"] is False
+    assert doc["policy"]["min_payment_index"] is None
+    assert doc["group"] == {"group_id": "G1", "currency": "EUR", "credit_limit": "9000.10",
+                            "blocked": False, "block_reason": None, "version": 3,
+                            "open_receivables": "1.5", "open_orders": "2"}
+    assert json.loads(json.dumps(doc)) == doc  # JSON as it is, nothing left to convert
+    assert state_from_doc(doc) == s
 
 
 async def test_miss_then_hit(cache):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 
 def state_to_doc(state: CreditState) -> dict[str, Any]:
     """A JSON-safe form of a credit state (for the read cache; valid for one UTC day)."""
-    return {"account": {k: _plain(v) for k, v in state.account.__dict__.items()},
-            "policy": {k: _plain(v) for k, v in state.policy.__dict__.items()},
+    return {"account": _fields(state.account, _ACCOUNT_TEXT),
+            "policy": _fields(state.policy, _POLICY_TEXT),
             "overdue": {"days": state.overdue.oldest_days, "amount": str(state.overdue.amount)},
             "policy_version": state.policy_version,
             "group": None if state.group is None else _group_doc(state.group),
@@ -25,7 +26,8 @@ def state_to_doc(state: CreditState) -> dict[str, Any]:
 
 
 def _group_doc(group: GroupTerms) -> dict[str, Any]:
-    doc = {k: _plain(v) for k, v in group.__dict__.items() if k != "exposure"}
+    doc = _fields(group, _GROUP_TEXT)
+    del doc["exposure"]
     doc["open_receivables"] = str(group.exposure.open_receivables)
     doc["open_orders"] = str(group.exposure.open_orders)
     return doc
@@ -51,15 +53,18 @@ def _group_from(doc: dict[str, Any]) -> GroupTerms:
                       doc["blocked"], doc["block_reason"], exposure, doc["version"])
 
 
-def _plain(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value  # most fields: asked first, as every state is encoded on every check
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.date):  # datetimes too
-        return value.isoformat()
-    return value
+def _fields(value: Any, as_text: tuple[tuple[str, Callable[[Any], str]], ...]
+            ) -> dict[str, Any]:
+    """A dataclass's fields as a dict, with the Decimal and date fields as their text.
+
+    Every check encodes its state (the inputs its decision records), so the fields to convert
+    are looked up once per class (`_as_text`), not tested value by value."""
+    doc = dict(value.__dict__)
+    for name, text in as_text:
+        field = doc[name]
+        if field is not None:
+            doc[name] = text(field)
+    return doc
 
 
 def _reviver(annotation: str) -> Any:
@@ -77,8 +82,21 @@ def _types(cls: Any) -> dict[str, Any]:
     return {name: _reviver(str(f.type)) for name, f in cls.__dataclass_fields__.items()}
 
 
+def _as_text(cls: Any) -> tuple[tuple[str, Callable[[Any], str]], ...]:
+    """The fields of a dataclass that JSON holds as text, and how each is written."""
+    return tuple((name, str if reviver is Decimal else _isoformat)
+                 for name, reviver in _types(cls).items() if reviver is not None)
+
+
+def _isoformat(value: dt.date) -> str:
+    return value.isoformat()  # datetimes too: their own isoformat, not date's
+
+
 _ACCOUNT_TYPES = _types(Account)
 _POLICY_TYPES = _types(PolicyParams)
+_ACCOUNT_TEXT = _as_text(Account)
+_POLICY_TEXT = _as_text(PolicyParams)
+_GROUP_TEXT = _as_text(GroupTerms)
 
 
 def _revive(values: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
