@@ -119,6 +119,9 @@ def scenarios(key: str) -> list[Scenario]:
                  [key, "{prefix}", "list:" + seeding.HOT], base="reserve"),
         Scenario("ten", "reserve check, 10-item customers (5; 1 overdue)", "app", "check.lua",
                  [key, "{prefix}", "list:" + ",".join(seeding.TEN)], base="reserve"),
+        Scenario("holds", "reserve check, customers that hold (100; an invoice 31-60 days "
+                 "overdue)", "app", "check.lua",
+                 [key, "{prefix}", "list:" + ",".join(seeding.HOLDING)], base="reserve"),
         Scenario("big", "reserve check, 10,000-item customers (5; 2% overdue)", "app",
                  "check.lua", [key, "{prefix}", "list:" + ",".join(seeding.BIG)], base="ten",
                  target=0.9),

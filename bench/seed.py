@@ -17,6 +17,9 @@ Who is who (customer ids are C000001 .. C<n>, all EUR):
 - TEN customers: exactly 10 open items (1 overdue by 1-25 days), the same otherwise.
 - HOT customer: a 10^12 limit so thousands of checks per second never exhaust it.
 - CACHED customers: the small fixed set used for dry runs and exposure reads.
+- HOLDING customers: 4 open items, one 31-60 days past due, so every check of theirs is
+  held (OVERDUE_RECEIVABLES) and writes an order.held event: the path of the 5% of random
+  customers that do not approve, on its own.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ BIG_CURRENT = ["C000600", "C000610", "C000620", "C000630", "C000640"]
 TEN = ["C000101", "C000201", "C000301", "C000401", "C000501"]
 HOT = "C000777"
 CACHED = [f"C{1000 + i:06d}" for i in range(1, 21)]
+HOLDING = [f"C{3000 + i:06d}" for i in range(1, 101)]
 
 RISK_WEIGHTS = [("AAA", 5), ("AA", 10), ("A", 25), ("BBB", 30), ("BB", 15), ("B", 10),
                 ("unrated", 4), ("CCC", 1)]
@@ -153,6 +157,11 @@ class Seed:
                 overdue = k % 50 == 0 and cid in BIG
                 due = -rng.randint(1, 25) if overdue else rng.randint(1, 90)
                 recv += self.item(cid, self.money(100, 900), due, terms)
+        elif cid in HOLDING:
+            risk, blocked, limit = "A", False, Decimal(10) ** 9
+            recv += self.item(cid, self.money(500, 3000), -rng.randint(31, 60), terms)
+            for _ in range(3):
+                recv += self.item(cid, self.money(100, 900), rng.randint(1, 90), terms)
         elif cid in TEN or cid == HOT or cid in CACHED:
             risk, blocked = "A", False
             limit = Decimal(10) ** 12 if cid == HOT else Decimal(10) ** 9
@@ -179,7 +188,7 @@ class Seed:
                     self.item(cid, amount, rng.randint(-60, -1), terms, paid=amount)
         reserved = held = Decimal(0)
         held_count = 0
-        special = [*BIG, *BIG_CURRENT, *TEN]
+        special = [*BIG, *BIG_CURRENT, *TEN, *HOLDING]
         n_orders = rng.randint(0, 3) if cid not in special else 2
         statuses = ["approved"] * n_orders
         if cid not in [*special, HOT, *CACHED]:

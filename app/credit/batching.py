@@ -1,12 +1,13 @@
-"""Reserving checks in flight share statements: their unlocked reads, and their approvals.
+"""Reserving checks in flight share statements: their unlocked reads, and their writes.
 
 A check's unlocked read is only a snapshot: its guarded write verifies everything the
 decision relied on (app/credit/service.py), so reading several checks' snapshots in one
-statement changes no decision. An approval's guarded write is a condition on its own account
-row; approvals of different customers, written by one statement, each stand or fall on their
-own guard, exactly as they would one by one, and commit together. Several approvals of one
+statement changes no decision. A guarded write is a condition on its own account row;
+decisions of different customers, written by one statement, each stand or fall on their own
+guard, exactly as they would one by one, and commit together. Several decisions of one
 customer land on its row together, each held to its guard after those ahead of it, or none
-does (each is then decided again under the row lock).
+does (each is then decided again under the row lock). A hold or a prepay carries its event
+and its webhook deliveries into the same statement, as it would alone.
 
 The first check to arrive is sent at once, alone, with the statement it would use anyway;
 checks that arrive while a statement is in flight wait for it to return and then go
@@ -175,19 +176,19 @@ class SnapshotReader(_Batches[SnapshotWanted, sql.Read]):
 
 
 class WriteAlone:
-    """The answer to an approval whose batch failed as a whole: write it on its own."""
+    """The answer to a decision whose batch failed as a whole: write it on its own."""
 
 
 ALONE = WriteAlone()
 Written = sql.Landed | None | WriteAlone
 
 
-class ApprovalWriter(_Batches[CheckPlan, Written]):
-    """Guarded approvals of ungrouped customers (sql.batchable), batched as
-    sql.WRITE_APPROVALS."""
+class DecisionWriter(_Batches[CheckPlan, Written]):
+    """Guarded decisions of ungrouped customers (sql.batchable), batched as
+    sql.WRITE_DECISIONS."""
 
     async def write(self, plan: CheckPlan) -> Written:
-        """What the approval landed on; None when its guard failed; ALONE when it must be
+        """What the decision landed on; None when its guard failed; ALONE when it must be
         written on its own (its batch failed as a whole: a replayed order, a deadlock)."""
         return await self._submit(plan)
 
@@ -200,10 +201,10 @@ class ApprovalWriter(_Batches[CheckPlan, Written]):
             async with self._db.driver() as pg:
                 for wanted in batch:
                     touch(wanted.item.customer_id)
-                payload = json_text.dumps([sql.approval_row(w.item) for w in batch])
-                rows = await pg.fetch(sql.WRITE_APPROVALS, payload, timeout=self._timeout)
+                payload = json_text.dumps([sql.decision_row(w.item) for w in batch])
+                rows = await pg.fetch(sql.WRITE_DECISIONS, payload, timeout=self._timeout)
         except Exception as exc:  # noqa: BLE001 - nothing was written: each on its own
-            log.info("batched approvals failed (%s); writing one by one", type(exc).__name__)
+            log.info("batched decisions failed (%s); writing one by one", type(exc).__name__)
             for wanted in batch:
                 _answer(wanted, ALONE)
             return
@@ -224,7 +225,7 @@ class ApprovalWriter(_Batches[CheckPlan, Written]):
 
 
 _readers: weakref.WeakKeyDictionary[Database, SnapshotReader] = weakref.WeakKeyDictionary()
-_writers: weakref.WeakKeyDictionary[Database, ApprovalWriter] = weakref.WeakKeyDictionary()
+_writers: weakref.WeakKeyDictionary[Database, DecisionWriter] = weakref.WeakKeyDictionary()
 
 
 def reader_of(db: Database) -> SnapshotReader:
@@ -234,8 +235,8 @@ def reader_of(db: Database) -> SnapshotReader:
     return reader
 
 
-def writer_of(db: Database) -> ApprovalWriter:
+def writer_of(db: Database) -> DecisionWriter:
     writer = _writers.get(db)
     if writer is None:
-        writer = _writers[db] = ApprovalWriter(db)
+        writer = _writers[db] = DecisionWriter(db)
     return writer

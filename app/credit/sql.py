@@ -132,6 +132,18 @@ _NO_ACCOUNT = ("SELECT 0::numeric AS recv, 0::numeric AS before"
 _GROUP = """SELECT open_receivables AS g_recv, open_orders AS g_orders, credit_limit AS g_limit
     FROM credit_groups WHERE group_id = $24::text {guard} FOR UPDATE"""
 
+# The webhook deliveries of the statement's events (its `ev`), one per active endpoint
+# subscribed to the type; WOKE wakes the dispatchers at commit when there are any.
+_DELIVERIES = """), dl AS (
+    INSERT INTO webhook_deliveries (webhook_id, position, event_id, customer_id, status,
+        attempts, due_at, created_at)
+    SELECT w.webhook_id, ev.position, ev.event_id, ev.customer_id, 'pending', 0,
+        ev.timestamp, ev.timestamp
+    FROM ev JOIN webhooks w ON w.status = 'active' AND ev.type = ANY(w.event_types)
+    RETURNING 1
+)"""
+_WOKE = f"CASE WHEN EXISTS (SELECT 1 FROM dl) THEN pg_notify('{WEBHOOKS_CHANNEL}', '') END"
+
 _WRITE = """WITH grp AS ({grp}), acct AS ({acct}), tally AS ({tally}), o AS (
     INSERT INTO orders (customer_id, order_id, status, amount, requested_amount, currency,
         converted_amount, fx_rate, channel, reserved, invoiced, released, entry_decision_id,
@@ -159,16 +171,9 @@ _WRITE = """WITH grp AS ({grp}), acct AS ({acct}), tally AS ({tally}), o AS (
     SELECT $19::text, $20::text, $1::text, $12::timestamptz, $21::jsonb FROM acct
     WHERE $20::text IS NOT NULL
     RETURNING position, event_id, type, customer_id, timestamp
-), dl AS (
-    INSERT INTO webhook_deliveries (webhook_id, position, event_id, customer_id, status,
-        attempts, due_at, created_at)
-    SELECT w.webhook_id, ev.position, ev.event_id, ev.customer_id, 'pending', 0,
-        ev.timestamp, ev.timestamp
-    FROM ev JOIN webhooks w ON w.status = 'active' AND ev.type = ANY(w.event_types)
-    RETURNING 1
-)
+{deliveries}
 SELECT recv, before, grp.g_recv, grp.g_orders,
-    CASE WHEN EXISTS (SELECT 1 FROM dl) THEN pg_notify('{wake}', '') END AS woke
+    {woke} AS woke
 FROM acct LEFT JOIN grp ON true"""
 
 _VERSIONS = """AND terms_version = $25::int AND ledger_version = $26::int
@@ -188,7 +193,7 @@ _ALERTS_STAND = """AND ($31::numeric IS NULL
 
 def _write(grp_guard: str, acct: str, tally: str = _TALLY) -> str:
     return _WRITE.format(grp=_GROUP.format(guard=grp_guard), acct=acct, tally=tally,
-                         wake=WEBHOOKS_CHANNEL)
+                         deliveries=_DELIVERIES, woke=_WOKE)
 
 
 WRITE_LOCKED = _write("", _UPDATE_ACCOUNT.format(guard=""))
@@ -203,29 +208,39 @@ WRITE_IF_UNCHANGED = _write(
 WRITE_NO_ACCOUNT = _write("", _NO_ACCOUNT, _NO_TALLY)
 
 
-# Approvals of ungrouped customers at once (app/credit/batching.py): $1 a JSON array of
-# approval_row()s in customer order (the order their rows are locked in), a customer's own in
-# the order they came. Each customer's approvals land together, one after another, on one
-# UPDATE of its row, or not at all: every one of them must still stand as WRITE_IF_FITS
-# would check it, on the exposure plus the approvals before it (`ahead`). Then the same rows
-# as WRITE_IF_FITS, a row each; an approval that did not land returns no row.
-_APPROVAL_COLUMNS = """c text, o text, s text, a numeric, k text, h text, r numeric, e text,
+# Decisions of ungrouped customers at once (app/credit/batching.py): $1 a JSON array of
+# decision_row()s in customer order (the order their rows are locked in), a customer's own in
+# the order they came. Each customer's decisions land together, one after another, on one
+# UPDATE of its row, or not at all: every one of them must still stand as it would one by
+# one, after those ahead of it (`ahead`: the reserves of the approvals before it). An
+# approval as WRITE_IF_FITS checks it: room for it on the exposure plus those ahead; a hold
+# or a prepay as WRITE_IF_UNCHANGED does: the open orders it was decided on, which only the
+# approvals ahead of it may have moved. Then the same rows as WRITE_IF_FITS, a row each; a
+# decision that did not land returns no row.
+_DECISION_COLUMNS = """c text, o text, s text, a numeric, k text, h text, r numeric, e text,
     x timestamptz, t timestamptz, u text, oc text, rs jsonb, l numeric, pi int, inp jsonb,
-    cv numeric, fx numeric, tv int, lv int, pv int, w numeric, b numeric, ao bool"""
-WRITE_APPROVALS = f"""WITH v AS (
+    cv numeric, fx numeric, tv int, lv int, pv int, w numeric, b numeric, ao bool,
+    hd numeric, hc int, oo numeric, ei text, et text, ed text"""
+WRITE_DECISIONS = f"""WITH v AS (
     SELECT *, sum(r) OVER (PARTITION BY c ORDER BY ordinality) - r AS ahead
-    FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ({_APPROVAL_COLUMNS}))
+    FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ({_DECISION_COLUMNS}))
         WITH ORDINALITY AS v
 ), need AS (
-    -- What a customer's approvals need of its row: the same versions, room for all of them
-    -- (the least of each one's headroom after those ahead of it), the same for the
-    -- utilisation threshold, and any UTILISATION_HIGH one relied on still open.
-    SELECT c, sum(r) AS r, max(t) AS t, min(tv) AS tv, max(tv) AS tv_max, min(lv) AS lv,
-        max(lv) AS lv_max, min(pv) AS pv, max(pv) AS pv_max, min(w - ahead - r) AS room,
-        min(b - ahead - r) AS below, bool_or(ao) AS ao
+    -- What a customer's decisions need of its row: the same versions; for its approvals,
+    -- room for all of them (the least of each one's headroom after those ahead of it) and
+    -- the same for the utilisation threshold, and any UTILISATION_HIGH one relied on still
+    -- open; for its holds and prepays, the open orders each saw, less those ahead of it.
+    SELECT c, sum(r) AS r, COALESCE(sum(hd), 0) AS hd, COALESCE(sum(hc), 0) AS hc,
+        max(t) AS t, min(tv) AS tv, max(tv) AS tv_max, min(lv) AS lv, max(lv) AS lv_max,
+        min(pv) AS pv, max(pv) AS pv_max, min(w - ahead - r) AS room,
+        min(b - ahead - r) AS below,
+        bool_or(ao) AS ao, count(oo) AS unchanged, min(oo - ahead) AS seen,
+        max(oo - ahead) AS seen_max
     FROM v GROUP BY c
 ), acct AS (
-    UPDATE accounts SET open_orders = open_orders + need.r, updated_at = need.t
+    UPDATE accounts SET open_orders = open_orders + need.r,
+        held_amount = held_amount + need.hd, held_count = held_count + need.hc,
+        updated_at = need.t
     FROM need
     WHERE accounts.customer_id = need.c AND accounts.group_id IS NULL
       AND terms_version = need.tv AND need.tv = need.tv_max
@@ -233,10 +248,11 @@ WRITE_APPROVALS = f"""WITH v AS (
       AND COALESCE((SELECT p.version FROM policies p
                     WHERE p.risk_class = accounts.risk_class), 0) = need.pv
       AND need.pv = need.pv_max
-      AND open_receivables + open_orders <= need.room
+      AND (need.room IS NULL OR open_receivables + open_orders <= need.room)
       AND (need.below IS NULL OR open_receivables + open_orders < need.below)
       AND (NOT need.ao OR EXISTS (SELECT 1 FROM alerts x WHERE x.customer_id = need.c
           AND x.kind = 'UTILISATION_HIGH' AND x.status <> 'resolved'))
+      AND (need.unchanged = 0 OR (open_orders = need.seen AND need.seen = need.seen_max))
     RETURNING need.c, open_receivables AS recv, open_orders - need.r AS before
 ), landed AS (
     SELECT v.*, acct.recv, acct.before + v.ahead AS before FROM v JOIN acct ON acct.c = v.c
@@ -258,24 +274,30 @@ WRITE_APPROVALS = f"""WITH v AS (
     SELECT c, e, t, 'credit_check', u, o, oc, rs, a, k, cv, fx, recv, before, l,
         l - (recv + before + r), x, pi, inp, NULL
     FROM landed
-)
-SELECT ordinality AS i, recv, before FROM landed"""
+), ev AS (
+    -- The holds' and prepays' events (app/events/outbox.py), under their account row locks
+    -- (landed joins the UPDATE's rows), a customer's numbered in the order they came.
+    INSERT INTO events (event_id, type, customer_id, timestamp, data)
+    SELECT ei, et, c, t, ed::jsonb FROM landed WHERE et IS NOT NULL ORDER BY ordinality
+    RETURNING position, event_id, type, customer_id, timestamp
+{_DELIVERIES}
+SELECT ordinality AS i, recv, before, (SELECT {_WOKE}) AS woke FROM landed"""
 
 
 def batchable(plan: CheckPlan) -> bool:
-    """Whether WRITE_APPROVALS can write the plan: an approval of an ungrouped account on
-    the guarded path (no event, no held amount, no group row)."""
+    """Whether WRITE_DECISIONS can write the plan: a decision on the guarded path of an
+    ungrouped account (no group row to lock and update)."""
     g = plan.guard
-    return (plan.known and g is not None and g.within is not None and plan.group is None
-            and plan.decision.approved and plan.held == ZERO and plan.status not in EVENT_OF)
+    return (plan.known and g is not None and plan.group is None and g.group_id is None
+            and (g.within is not None if plan.decision.approved else g.open_orders is not None))
 
 
-def approval_row(plan: CheckPlan) -> dict[str, Any]:
-    """A batchable plan as a row of WRITE_APPROVALS' JSON (amounts as exact strings)."""
+def decision_row(plan: CheckPlan) -> dict[str, Any]:
+    """A batchable plan as a row of WRITE_DECISIONS' JSON (amounts as exact strings)."""
     g = plan.guard
-    assert g is not None and g.within is not None
+    assert g is not None
     d = plan.decision
-    return {
+    row: dict[str, Any] = {
         "c": plan.customer_id, "o": plan.order_id, "s": plan.status, "a": str(plan.amount),
         "k": plan.currency, "h": plan.channel, "r": str(plan.reserve), "e": plan.entry_id,
         "x": None if plan.expires_at is None else plan.expires_at.isoformat(),
@@ -284,8 +306,16 @@ def approval_row(plan: CheckPlan) -> dict[str, Any]:
         "inp": plan.inputs, "cv": str(plan.converted_amount),
         "fx": None if plan.fx_rate is None else str(plan.fx_rate),
         "tv": g.terms_version, "lv": g.ledger_version, "pv": g.policy_version,
-        "w": str(g.within), "b": None if g.below is None else str(g.below),
-        "ao": g.alert_open}
+        "w": None if g.within is None else str(g.within),
+        # Only an approval relies on an open UTILISATION_HIGH (WRITE_IF_FITS' $32).
+        "b": None if g.below is None else str(g.below),
+        "ao": g.alert_open and g.within is not None}
+    if not d.approved:  # an approval's row leaves them out: null
+        held = plan.held
+        event_id, event_type, event_data = _event(plan)
+        row |= {"hd": str(held), "hc": 1 if held else 0, "oo": str(g.open_orders),
+                "ei": event_id, "et": event_type, "ed": event_data}
+    return row
 
 
 def _reasons(plan: CheckPlan) -> list[dict[str, str]]:

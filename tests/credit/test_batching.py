@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from asyncpg import PostgresError
+from sqlalchemy import text
 
 from app import clock
 from app.auth.roles import Caller, Role
 from app.credit import service, sql
-from app.credit.batching import ALONE, Wanted, _answer, _Batches, reader_of, writer_of
+from app.credit.batching import ALONE, Wanted, Written, _answer, _Batches, reader_of, writer_of
 from app.credit.plans import CheckPlan
 from app.credit.schemas import CreditCheckIn
 from app.db.engine import Database
@@ -36,6 +37,15 @@ async def _plan(db: Database, customer_id: str, order_id: str, amount: str) -> C
     today = clock.today()
     read = await reader_of(db).read(customer_id, order_id, today, "EUR")
     return service._plan(db, read, req, CALLER, today, guarded=True)
+
+
+async def _together(db: Database, *plans: CheckPlan) -> list[Written]:
+    """The plans' writes, sent by the writer as one batch."""
+    writer = writer_of(db)
+    writer.batches.clear()
+    written = await asyncio.gather(*(writer.write(p) for p in plans))
+    assert writer.batches == [len(plans)]
+    return list(written)
 
 
 async def test_checks_in_flight_share_statements_and_keep_every_limit(api, app):
@@ -60,6 +70,12 @@ async def test_checks_in_flight_share_statements_and_keep_every_limit(api, app):
     for r in results:
         stored = await order(api, r["order_id"])
         assert [d["decision_id"] for d in stored["decisions"]] == [r["decision_id"]]
+    async with app.state.db.autocommit() as conn:
+        held_events = (await conn.execute(text(
+            "SELECT data->'decisions'->0->>'decision_id' FROM events"
+            " WHERE type = 'order.held' AND customer_id LIKE 'B__'"))).scalars().all()
+    assert sorted(held_events) == sorted(r["decision_id"] for r in results
+                                         if r["outcome"] == "hold"), "each hold one event"
     await _no_drift(app.state.db)
 
 
@@ -90,10 +106,7 @@ async def test_a_stale_guard_fails_only_its_own_approval(api, app):
     fresh = await _plan(db, "G2", "G2-A", "600")
     assert sql.batchable(stale) and sql.batchable(fresh)
     await account(api, "G1", limit="500")  # new terms: the approval of 600 no longer stands
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(writer.write(stale), writer.write(fresh))
-    assert writer.batches == [2]
+    written = await _together(db, stale, fresh)
     assert written[0] is None
     assert isinstance(written[1], sql.Landed)
     assert written[1].exposure.total == D("0")
@@ -112,10 +125,7 @@ async def test_a_batch_that_fails_as_a_whole_writes_nothing_and_each_goes_alone(
     # A plan for an order id that is already stored: its INSERT fails the whole statement.
     duplicate = await _plan(db, "F1", "F1-DONE", "100")
     ok = await _plan(db, "F2", "F2-A", "100")
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(writer.write(duplicate), writer.write(ok))
-    assert writer.batches == [2]
+    written = await _together(db, duplicate, ok)
     assert written == [ALONE, ALONE]
     assert (await api.get("/v1/orders/F2-A")).status_code == 404
     assert (await exposure(api, "F1"))["open_orders"] == "100.00"
@@ -185,10 +195,7 @@ async def test_one_customers_approvals_in_a_batch_land_one_after_another(api, ap
     db = app.state.db
     await account(api, "H1", limit="1000000")
     plans = [await _plan(db, "H1", f"H1-{n}", "100") for n in range(5)]
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(*(writer.write(p) for p in plans))
-    assert writer.batches == [5]
+    written = await _together(db, *plans)
     assert [w.exposure.open_orders for w in written if isinstance(w, sql.Landed)] == [
         D(0), D(100), D(200), D(300), D(400)]
     assert (await exposure(api, "H1"))["open_orders"] == "500.00"
@@ -207,12 +214,54 @@ async def test_one_customers_approvals_that_do_not_all_fit_all_go_alone(api, app
     db = app.state.db
     await account(api, "H2", limit="1000")
     plans = [await _plan(db, "H2", f"H2-{n}", "400") for n in range(3)]  # each fits alone
-    writer = writer_of(db)
-    writer.batches.clear()
-    written = await asyncio.gather(*(writer.write(p) for p in plans))
-    assert writer.batches == [3]
+    written = await _together(db, *plans)
     assert written == [None, None, None], "the third does not fit after the first two"
     assert (await exposure(api, "H2"))["open_orders"] == "0.00"
+    await _no_drift(db)
+
+
+async def test_a_hold_whose_open_orders_moved_fails_only_its_own(api, app):
+    db = app.state.db
+    await account(api, "G3", limit="1000")
+    await account(api, "G4", limit="0")  # no credit limit: prepay
+    await check(api, "G3-A", "800", customer_id="G3")
+    stale = await _plan(db, "G3", "G3-H", "250")  # held on open orders of 800
+    fresh = await _plan(db, "G4", "G4-P", "10")
+    assert (stale.status, fresh.status) == ("held", "prepay")
+    assert sql.batchable(stale) and sql.batchable(fresh)
+    await check(api, "G3-B", "100", customer_id="G3")  # open orders now 900
+    written = await _together(db, stale, fresh)
+    assert written[0] is None
+    assert isinstance(written[1], sql.Landed)
+    assert (await api.get("/v1/orders/G3-H")).status_code == 404
+    assert (await exposure(api, "G3"))["held_count"] == 0
+    assert (await order(api, "G4-P"))["status"] == "prepay"
+    async with db.autocommit() as conn:
+        events = (await conn.execute(text(
+            "SELECT customer_id FROM events WHERE customer_id IN ('G3', 'G4')"
+            " AND type LIKE 'order.%'"))).all()
+    assert [e.customer_id for e in events] == ["G4"], "no event for a hold that did not land"
+    await _no_drift(db)
+
+
+async def test_a_hold_behind_its_customers_approval_in_a_batch_is_decided_again(api, app):
+    """Both decided on one snapshot: once the approval ahead of it lands, the open orders
+    the hold saw are gone, as they would be one by one; the customer's decisions land
+    together or not at all, so both are decided again under the row lock."""
+    db = app.state.db
+    await account(api, "H4", limit="1000")
+    approve = await _plan(db, "H4", "H4-A", "300")
+    hold = await _plan(db, "H4", "H4-H", "1050")
+    assert (approve.status, hold.status) == ("approved", "held")
+    written = await _together(db, approve, hold)
+    assert written == [None, None]
+    assert (await exposure(api, "H4"))["open_orders"] == "0.00"
+    await _no_drift(db)
+    # Through the check itself each is decided again and lands.
+    assert (await check(api, "H4-H", "1050", customer_id="H4"))["outcome"] == "hold"
+    assert (await check(api, "H4-A", "300", customer_id="H4"))["outcome"] == "approve"
+    after = await exposure(api, "H4")
+    assert (after["open_orders"], after["held_count"]) == ("300.00", 1)
     await _no_drift(db)
 
 

@@ -1,0 +1,94 @@
+"""Holds and prepays written by one batched statement (app/credit/batching.py) tell the
+neighbours exactly as they would one by one: each its event, numbered in the order its
+customer's checks came, each event's webhook delivery, and the NOTIFY that wakes the
+dispatchers at commit; then each delivered once to a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal as D
+
+import asyncpg
+from sqlalchemy import text
+
+from app import clock
+from app.auth.roles import Caller, Role
+from app.credit import service, sql
+from app.credit.batching import reader_of, writer_of
+from app.credit.plans import CheckPlan
+from app.credit.schemas import CreditCheckIn
+from app.db.engine import Database
+from app.events.outbox import WEBHOOKS_CHANNEL
+from tests.events.conftest import create_webhook, dispatcher
+from tests.events.receiver import receiver
+from tests.helpers import account, exposure, order
+
+CALLER = Caller(key_id="k", name="batch-test", role=Role.ORDER_ENTRY)
+
+
+async def _plan(db: Database, customer_id: str, order_id: str, amount: str) -> CheckPlan:
+    req = CreditCheckIn(order_id=order_id, customer_id=customer_id, amount=D(amount),
+                        currency="EUR", channel="erp")
+    today = clock.today()
+    read = await reader_of(db).read(customer_id, order_id, today, "EUR")
+    plan = service._plan(db, read, req, CALLER, today, guarded=True)
+    assert sql.batchable(plan) and not plan.alerts, plan
+    return plan
+
+
+async def test_holds_and_prepays_in_one_batch_are_written_and_delivered_as_alone(
+        eapi, edb, events_url):
+    await account(eapi, "BH1", "1000")
+    await account(eapi, "BP1", "0")  # no credit limit: prepay
+    await account(eapi, "BA1", "100000")
+    plans = [await _plan(edb, "BH1", "BH1-1", "1050"), await _plan(edb, "BA1", "BA1-1", "100"),
+             await _plan(edb, "BH1", "BH1-2", "1020"), await _plan(edb, "BP1", "BP1-1", "10")]
+    assert [p.status for p in plans] == ["held", "approved", "held", "prepay"]
+    woken: list[str] = []
+    listener = await asyncpg.connect(events_url.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener(WEBHOOKS_CHANNEL, lambda *_args: woken.append("woke"))
+    try:
+        with receiver() as r:
+            await create_webhook(eapi, r.url, ["order.held", "order.prepay"])
+            writer = writer_of(edb)
+            writer.batches.clear()
+            written = await asyncio.gather(*(writer.write(p) for p in plans))
+            assert writer.batches == [4]
+            assert all(isinstance(w, sql.Landed) for w in written), written
+            for _ in range(100):
+                if woken:
+                    break
+                await asyncio.sleep(0.02)
+            assert woken == ["woke"], "one NOTIFY at commit, for the batch's deliveries"
+
+            async with edb.autocommit() as conn:
+                events = (await conn.execute(text(
+                    "SELECT event_id, type, customer_id, data FROM events ORDER BY position"
+                ))).all()
+                deliveries = (await conn.execute(text(
+                    "SELECT event_id FROM webhook_deliveries WHERE status = 'pending'"
+                ))).scalars().all()
+            expected = [p for p in plans if p.status != "approved"]
+            assert [(e.type, e.customer_id) for e in events] == [
+                ("order.held", "BH1"), ("order.held", "BH1"), ("order.prepay", "BP1")]
+            for event, plan in zip(events, expected, strict=True):
+                # The same data the single-row write would have stored for it.
+                assert event.data == json.loads(sql._event(plan)[2] or "null")
+                assert event.data["decisions"][0]["decision_id"] == plan.entry_id
+            assert sorted(deliveries) == sorted(e.event_id for e in events)
+
+            done = await dispatcher(edb).drain()
+            assert done.delivered == 3, done
+            assert sorted(r.ids()) == sorted(e.event_id for e in events), "each once"
+    finally:
+        await listener.close()
+
+    both_held = await exposure(eapi, "BH1")
+    assert (both_held["held_count"], both_held["held_orders"]) == (2, "2070.00")
+    assert both_held["open_orders"] == "0.00"
+    assert (await exposure(eapi, "BA1"))["open_orders"] == "100.00"
+    for plan in plans:
+        stored = await order(eapi, plan.order_id)
+        assert stored["status"] == plan.status
+        assert [d["decision_id"] for d in stored["decisions"]] == [plan.entry_id]
