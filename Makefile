@@ -71,7 +71,7 @@ clean:
 
 # Benchmark (bench/run.py): seeds database creditgate_bench on the local PostgreSQL, serves the
 # app (2 workers, PostgreSQL, Redis db 14) and the floor (bench/floor.py), drives them with wrk,
-# prints ratios and writes bench/RESULTS.md. Takes 8-9 minutes. Knobs: see bench/run.py.
+# prints ratios and writes bench/RESULTS.md. Takes about 12 minutes. Knobs: see bench/run.py.
 .PHONY: bench
 bench: $(VENV)/.installed-dev
 	@command -v wrk >/dev/null 2>&1 || { \
