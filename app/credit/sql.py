@@ -236,7 +236,9 @@ WRITE_DECISIONS = f"""WITH v AS (
         min(b - ahead - r) AS below,
         bool_or(ao) AS ao, count(oo) AS unchanged, min(oo - ahead) AS seen,
         max(oo - ahead) AS seen_max
-    FROM v GROUP BY c
+    -- In customer order: the UPDATE below locks the rows in the order it reads these, and
+    -- two batches that lock in one order cannot deadlock on each other.
+    FROM v GROUP BY c ORDER BY c
 ), acct AS (
     UPDATE accounts SET open_orders = open_orders + need.r,
         held_amount = held_amount + need.hd, held_count = held_count + need.hc,
@@ -276,7 +278,8 @@ WRITE_DECISIONS = f"""WITH v AS (
     FROM landed
 ), ev AS (
     -- The holds' and prepays' events (app/events/outbox.py), under their account row locks
-    -- (landed joins the UPDATE's rows), a customer's numbered in the order they came.
+    -- (landed joins the UPDATE's rows): numbered in commit order, as one by one, and a
+    -- customer's within the batch in the order they came.
     INSERT INTO events (event_id, type, customer_id, timestamp, data)
     SELECT ei, et, c, t, ed::jsonb FROM landed WHERE et IS NOT NULL ORDER BY ordinality
     RETURNING position, event_id, type, customer_id, timestamp
@@ -286,9 +289,10 @@ SELECT ordinality AS i, recv, before, (SELECT {_WOKE}) AS woke FROM landed"""
 
 def batchable(plan: CheckPlan) -> bool:
     """Whether WRITE_DECISIONS can write the plan: a decision on the guarded path of an
-    ungrouped account (no group row to lock and update)."""
+    ungrouped account (no group row to lock and update) that raises no alert."""
     g = plan.guard
     return (plan.known and g is not None and plan.group is None and g.group_id is None
+            and not plan.alerts  # raising an alert needs the locked pass's transaction
             and (g.within is not None if plan.decision.approved else g.open_orders is not None))
 
 

