@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from app import clock
+from app.auth.roles import Caller, Role
+from app.credit import service
+from app.credit.batching import reader_of
+from app.credit.plans import CheckPlan
+from app.credit.schemas import CreditCheckIn
+from app.db.engine import Database
 from tests.api import Api
 
 
@@ -78,3 +85,15 @@ async def history(api: Api, customer_id: str = "C1") -> list[dict[str, Any]]:
 async def events(api: Api, customer_id: str = "C1") -> list[str]:
     """The events of the customer's credit file, newest first."""
     return [entry["event"] for entry in await history(api, customer_id)]
+
+
+async def guarded_plan(db: Database, customer_id: str, order_id: str, amount: str
+                       ) -> CheckPlan:
+    """The plan an unlocked check of `amount` EUR would write now, decided on a snapshot read
+    through the batched reader (tests of the batched write send it themselves)."""
+    req = CreditCheckIn(order_id=order_id, customer_id=customer_id, amount=Decimal(amount),
+                        currency="EUR", channel="erp")
+    caller = Caller(key_id="k", name="batch-test", role=Role.ORDER_ENTRY)
+    today = clock.today()
+    read = await reader_of(db).read(customer_id, order_id, today, "EUR")
+    return service._plan(db, read, req, caller, today, guarded=True)

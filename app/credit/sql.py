@@ -291,7 +291,7 @@ def batchable(plan: CheckPlan) -> bool:
     """Whether WRITE_DECISIONS can write the plan: a decision on the guarded path of an
     ungrouped account (no group row to lock and update) that raises no alert."""
     g = plan.guard
-    return (plan.known and g is not None and plan.group is None and g.group_id is None
+    return (plan.known and g is not None and plan.group is None
             and not plan.alerts  # raising an alert needs the locked pass's transaction
             and (g.within is not None if plan.decision.approved else g.open_orders is not None))
 
@@ -311,8 +311,8 @@ def decision_row(plan: CheckPlan) -> dict[str, Any]:
         "fx": None if plan.fx_rate is None else str(plan.fx_rate),
         "tv": g.terms_version, "lv": g.ledger_version, "pv": g.policy_version,
         "w": None if g.within is None else str(g.within),
-        # Only an approval relies on an open UTILISATION_HIGH (WRITE_IF_FITS' $32).
         "b": None if g.below is None else str(g.below),
+        # Only an approval relies on an open UTILISATION_HIGH (WRITE_IF_FITS' $32).
         "ao": g.alert_open and g.within is not None}
     if not d.approved:  # an approval's row leaves them out: null
         held = plan.held

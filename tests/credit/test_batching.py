@@ -14,29 +14,17 @@ from asyncpg import PostgresError
 from sqlalchemy import text
 
 from app import clock
-from app.auth.roles import Caller, Role
-from app.credit import service, sql
+from app.credit import sql
 from app.credit.batching import ALONE, Wanted, Written, _answer, _Batches, reader_of, writer_of
 from app.credit.plans import CheckPlan
-from app.credit.schemas import CreditCheckIn
 from app.db.engine import Database
 from app.reconcile import find_drift
-from tests.helpers import account, check, exposure, invoice, order
-
-CALLER = Caller(key_id="k", name="batch-test", role=Role.ORDER_ENTRY)
+from tests.helpers import account, check, exposure, guarded_plan, invoice, order
 
 
 async def _no_drift(db: Database) -> None:
     async with db.begin() as conn:
         assert await find_drift(conn) == []
-
-
-async def _plan(db: Database, customer_id: str, order_id: str, amount: str) -> CheckPlan:
-    req = CreditCheckIn(order_id=order_id, customer_id=customer_id, amount=D(amount),
-                        currency="EUR", channel="erp")
-    today = clock.today()
-    read = await reader_of(db).read(customer_id, order_id, today, "EUR")
-    return service._plan(db, read, req, CALLER, today, guarded=True)
 
 
 async def _together(db: Database, *plans: CheckPlan) -> list[Written]:
@@ -102,8 +90,8 @@ async def test_a_stale_guard_fails_only_its_own_approval(api, app):
     db = app.state.db
     await account(api, "G1", limit="1000")
     await account(api, "G2", limit="1000")
-    stale = await _plan(db, "G1", "G1-A", "600")
-    fresh = await _plan(db, "G2", "G2-A", "600")
+    stale = await guarded_plan(db, "G1", "G1-A", "600")
+    fresh = await guarded_plan(db, "G2", "G2-A", "600")
     assert sql.batchable(stale) and sql.batchable(fresh)
     await account(api, "G1", limit="500")  # new terms: the approval of 600 no longer stands
     written = await _together(db, stale, fresh)
@@ -123,8 +111,8 @@ async def test_a_batch_that_fails_as_a_whole_writes_nothing_and_each_goes_alone(
     await account(api, "F2", limit="1000")
     await check(api, "F1-DONE", "100", customer_id="F1")
     # A plan for an order id that is already stored: its INSERT fails the whole statement.
-    duplicate = await _plan(db, "F1", "F1-DONE", "100")
-    ok = await _plan(db, "F2", "F2-A", "100")
+    duplicate = await guarded_plan(db, "F1", "F1-DONE", "100")
+    ok = await guarded_plan(db, "F2", "F2-A", "100")
     written = await _together(db, duplicate, ok)
     assert written == [ALONE, ALONE]
     assert (await api.get("/v1/orders/F2-A")).status_code == 404
@@ -177,8 +165,8 @@ async def test_a_waiting_check_whose_deadline_passed_is_not_written(api, app):
     db = app.state.db
     await account(api, f"D{n}", limit="1000")
     await account(api, f"E{n}", limit="1000")
-    first = await _plan(db, f"E{n}", f"E{n}-A", "100")
-    late = await _plan(db, f"D{n}", f"D{n}-A", "100")
+    first = await guarded_plan(db, f"E{n}", f"E{n}-A", "100")
+    late = await guarded_plan(db, f"D{n}", f"D{n}-A", "100")
     writer = writer_of(db)
     going = asyncio.ensure_future(writer.write(first))
     waiting = asyncio.ensure_future(writer.write(late))
@@ -194,7 +182,7 @@ async def test_a_waiting_check_whose_deadline_passed_is_not_written(api, app):
 async def test_one_customers_approvals_in_a_batch_land_one_after_another(api, app):
     db = app.state.db
     await account(api, "H1", limit="1000000")
-    plans = [await _plan(db, "H1", f"H1-{n}", "100") for n in range(5)]
+    plans = [await guarded_plan(db, "H1", f"H1-{n}", "100") for n in range(5)]
     written = await _together(db, *plans)
     assert [w.exposure.open_orders for w in written if isinstance(w, sql.Landed)] == [
         D(0), D(100), D(200), D(300), D(400)]
@@ -213,7 +201,7 @@ async def test_one_customers_approvals_in_a_batch_land_one_after_another(api, ap
 async def test_one_customers_approvals_that_do_not_all_fit_all_go_alone(api, app):
     db = app.state.db
     await account(api, "H2", limit="1000")
-    plans = [await _plan(db, "H2", f"H2-{n}", "400") for n in range(3)]  # each fits alone
+    plans = [await guarded_plan(db, "H2", f"H2-{n}", "400") for n in range(3)]  # each fits alone
     written = await _together(db, *plans)
     assert written == [None, None, None], "the third does not fit after the first two"
     assert (await exposure(api, "H2"))["open_orders"] == "0.00"
@@ -225,8 +213,8 @@ async def test_a_hold_whose_open_orders_moved_fails_only_its_own(api, app):
     await account(api, "G3", limit="1000")
     await account(api, "G4", limit="0")  # no credit limit: prepay
     await check(api, "G3-A", "800", customer_id="G3")
-    stale = await _plan(db, "G3", "G3-H", "250")  # held on open orders of 800
-    fresh = await _plan(db, "G4", "G4-P", "10")
+    stale = await guarded_plan(db, "G3", "G3-H", "250")  # held on open orders of 800
+    fresh = await guarded_plan(db, "G4", "G4-P", "10")
     assert (stale.status, fresh.status) == ("held", "prepay")
     assert sql.batchable(stale) and sql.batchable(fresh)
     await check(api, "G3-B", "100", customer_id="G3")  # open orders now 900
@@ -250,8 +238,8 @@ async def test_a_hold_behind_its_customers_approval_in_a_batch_is_decided_again(
     together or not at all, so both are decided again under the row lock."""
     db = app.state.db
     await account(api, "H4", limit="1000")
-    approve = await _plan(db, "H4", "H4-A", "300")
-    hold = await _plan(db, "H4", "H4-H", "1050")
+    approve = await guarded_plan(db, "H4", "H4-A", "300")
+    hold = await guarded_plan(db, "H4", "H4-H", "1050")
     assert (approve.status, hold.status) == ("approved", "held")
     written = await _together(db, approve, hold)
     assert written == [None, None]
@@ -268,9 +256,9 @@ async def test_a_hold_behind_its_customers_approval_in_a_batch_is_decided_again(
 async def test_one_customers_holds_decided_on_different_open_orders_do_not_land(api, app):
     db = app.state.db
     await account(api, "H5", limit="1000")
-    first = await _plan(db, "H5", "H5-1", "1050")  # held on open orders of 0
+    first = await guarded_plan(db, "H5", "H5-1", "1050")  # held on open orders of 0
     await check(api, "H5-A", "100", customer_id="H5")
-    second = await _plan(db, "H5", "H5-2", "960")  # held on open orders of 100
+    second = await guarded_plan(db, "H5", "H5-2", "960")  # held on open orders of 100
     assert (first.status, second.status) == ("held", "held")
     r = await api.post("/v1/orders/H5-A/cancel", role="order-entry")
     assert r.status_code == 200, r.text

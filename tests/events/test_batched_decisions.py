@@ -8,34 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import Decimal as D
 
 import asyncpg
 from sqlalchemy import text
 
-from app import clock
-from app.auth.roles import Caller, Role
-from app.credit import service, sql
-from app.credit.batching import reader_of, writer_of
+from app.credit import sql
+from app.credit.batching import writer_of
 from app.credit.plans import CheckPlan
-from app.credit.schemas import CreditCheckIn
 from app.db.engine import Database
 from app.events.outbox import WEBHOOKS_CHANNEL
 from app.reconcile import find_drift
 from tests.events.conftest import create_webhook, dispatcher
 from tests.events.receiver import receiver
-from tests.helpers import account, exposure, order
-
-CALLER = Caller(key_id="k", name="batch-test", role=Role.ORDER_ENTRY)
+from tests.helpers import account, exposure, guarded_plan, order
 
 
 async def _plan(db: Database, customer_id: str, order_id: str, amount: str) -> CheckPlan:
-    req = CreditCheckIn(order_id=order_id, customer_id=customer_id, amount=D(amount),
-                        currency="EUR", channel="erp")
-    today = clock.today()
-    read = await reader_of(db).read(customer_id, order_id, today, "EUR")
-    plan = service._plan(db, read, req, CALLER, today, guarded=True)
-    assert sql.batchable(plan) and not plan.alerts, plan
+    plan = await guarded_plan(db, customer_id, order_id, amount)
+    assert sql.batchable(plan), plan
     return plan
 
 
