@@ -13,6 +13,7 @@ from sqlalchemy import text
 import app.db.tables  # noqa: F401 - registers every table
 from app.db.columns import metadata
 from app.db.engine import Database
+from app.errors import is_deadlock
 from app.settings import Settings
 
 # Every table but the keys (made once per session), the class policies (reset below) and
@@ -22,7 +23,22 @@ MUTABLE_TABLES = tuple(sorted(t for t in metadata.tables if t not in KEPT_TABLES
 
 
 async def clean_database(db: Database) -> None:
-    """Empty the ledgers and the credit file; put every policy back to its default."""
+    """Empty the ledgers and the credit file; put every policy back to its default.
+
+    Servers a module keeps running (tests/trust/test_replicas.py) go on polling between
+    tests: the TRUNCATE, which locks its tables one after another, can deadlock with a
+    dispatcher's claim that locks two of them in the other order. PostgreSQL then fails one
+    of the two; when that is the TRUNCATE, it has done nothing, and is done again."""
+    for attempt in range(3):
+        try:
+            await _clean_database(db)
+            return
+        except Exception as exc:
+            if not is_deadlock(exc) or attempt == 2:
+                raise
+
+
+async def _clean_database(db: Database) -> None:
     async with db.begin() as conn:
         # The audit tables refuse TRUNCATE (migration 0004); their triggers do not fire in a
         # replica session. Only for the TRUNCATE, and SET LOCAL ends with the transaction anyway.
