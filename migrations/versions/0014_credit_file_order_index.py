@@ -6,8 +6,8 @@ answers the same look-up (app/credit_file/repository.py). What changes is where 
 entry goes: led by the customer, every check wrote into a random leaf of the index, and the
 first write to a leaf after each checkpoint puts the whole 8 kB page into the WAL; order ids
 mostly grow (ERP and webshop numbering), so entries now go to the rightmost leaves. Measured
-on the bench database right after a checkpoint: 6.0-6.9 -> 4.9-5.1 kB of WAL and 0.58-0.80
--> 0.44-0.45 full-page images per check (bench/RESULTS.md, ninth pass).
+on the bench database in the 16 s after a checkpoint: 24.8-25.8k -> 19.5-21.3k full-page
+images, 6.7-9.0 -> 5.1-6.1 kB of WAL per check (bench/RESULTS.md, ninth pass).
 
 Both indexes are built and dropped CONCURRENTLY, outside the migration's transaction, so
 checks keep writing the credit file while a large one is indexed.
