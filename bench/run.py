@@ -658,8 +658,8 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
               "(sequential requests after warm-up; Sync + simple Query messages):", ""]
     if trace:
         lines += ["| request | round trips | statements | prepares | statuses "
-                  "| SQL (per request) |",
-                  "|---|---|---|---|---|---|"]
+                  "| cache lookups | SQL (per request) |",
+                  "|---|---|---|---|---|---|---|"]
         names = {"reserve_check": "reserve check (random customer)",
                  "dry_run_cached": "dry-run check (cached customer)",
                  "exposure_cached": "exposure read (cached customer)",
@@ -672,8 +672,9 @@ def render(info: dict[str, str], counts: dict[str, int], all_sc: list[Scenario],
                               if v >= 0.01) or "(no SQLAlchemy statements)"
             if k == "floor_check":
                 sql = "BEGIN; UPDATE bench_floor_accounts … RETURNING; INSERT …; COMMIT"
+            cache = ", ".join(f"{n} {result}" for result, n in t.get("cache", {}).items())
             lines.append(f"| {title} | **{t['round_trips']:.2f}** | {t['statements']:.2f} "
-                         f"| {t['prepares']:.2f} | {t['statuses']} | {sql} |")
+                         f"| {t['prepares']:.2f} | {t['statuses']} | {cache or '-'} | {sql} |")
     else:
         lines.append("(the trace failed; see the bench output)")
     lines += ["", "CPU per reserving check by layer, without HTTP, in one process "

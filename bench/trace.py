@@ -97,9 +97,19 @@ async def start_proxy(wire: Wire, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
+def cache_lookups() -> Counter[str]:
+    """This process's Redis cache lookups so far, by result (hit, miss, error)."""
+    from prometheus_client import REGISTRY
+
+    return Counter({result: int(REGISTRY.get_sample_value(
+        "creditgate_cache_requests_total", {"result": result}) or 0)
+        for result in ("hit", "miss", "error")})
+
+
 async def per_request(wire: Wire, stmts: Counter[str], n: int, send: Any) -> dict[str, Any]:
     wire.reset()
     stmts.clear()
+    lookups = cache_lookups()
     statuses: Counter[int] = Counter()
     outcomes: Counter[str] = Counter()
     for i in range(n):
@@ -118,6 +128,8 @@ async def per_request(wire: Wire, stmts: Counter[str], n: int, send: Any) -> dic
         "sql": {k: v / n for k, v in stmts.most_common(12)},
         "statuses": dict(statuses),
         "outcomes": dict(outcomes),
+        # A cached read that went to PostgreSQL shows here why: a miss, or Redis refused.
+        "cache": dict(cache_lookups() - lookups),
     }
 
 
@@ -185,6 +197,13 @@ async def main() -> None:
             for i in range(30):
                 await check(10_000 + i)
             result["reserve_check"] = await per_request(wire, stmts, 200, check)
+            # The cache is read only while this process hears other processes' signals
+            # (app/cache.py): on a busy machine the listener can take a while to connect.
+            cache = app.state.cache
+            for _ in range(100):
+                if cache is None or (cache.trusted() and cache.available):
+                    break
+                await asyncio.sleep(0.1)
             for i in range(40):
                 await dry(10_000 + i)
                 await exposure(i)
