@@ -85,6 +85,12 @@ class Cache:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
+    @property
+    def serving(self) -> bool:
+        """Whether reads may use the cache now: Redis is not in its cooldown and this process
+        hears the other processes' invalidations."""
+        return self.available and self.trusted()
+
     async def get(self, customer_id: str, today: dt.date
                   ) -> tuple[dict[str, Any] | None, Token | None]:
         """A customer's cached document of today, or None and the token to store one under."""
@@ -226,7 +232,7 @@ class Cache:
             await self._redis.aclose()
 
     async def _usable(self) -> bool:
-        if not self.available or not self.trusted():
+        if not self.serving:
             return False
         if self._dirty:
             # Some invalidation was lost while Redis was unreachable: retire every entry.

@@ -201,7 +201,7 @@ async def main() -> None:
             # (app/cache.py): on a busy machine the listener can take a while to connect.
             cache = app.state.cache
             for _ in range(100):
-                if cache is None or (cache.trusted() and cache.available):
+                if cache is None or cache.serving:
                     break
                 await asyncio.sleep(0.1)
             for i in range(40):
